@@ -1,0 +1,1 @@
+"""Built-in checks of k8sreach, one module per check id."""

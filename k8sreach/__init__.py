@@ -1,0 +1,3 @@
+"""k8sreach: reachability diagnostics for Kubernetes Services."""
+
+__version__ = "0.1.0"
