@@ -1,0 +1,3 @@
+from k8sreach.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""What a check can see of its run: settings, target, facts, other results, time left."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from k8sreach.config import Settings
+from k8sreach.result import CheckResult
+from k8sreach.target import Target
+
+if TYPE_CHECKING:
+    from k8sreach.remote import Host
+
+LOG = logging.getLogger(__name__)
+
+
+class Unavailable(Exception):
+    """Raised inside a check when something it needs cannot be had; the check becomes `skip`."""
+
+    def __init__(self, reason: str, caused_by: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.caused_by = caused_by
+
+
+class RunContext:
+    """Shared state of one `doctor` run; safe to use from the checks' threads."""
+
+    def __init__(self, settings: Settings, target: Target) -> None:
+        self.settings = settings
+        self.target = target
+        self.started = time.monotonic()
+        self.deadline = self.started + settings.run_deadline
+        self._lock = threading.Lock()
+        self._facts: dict[str, Any] = {}
+        self._results: dict[str, CheckResult] = {}
+        self._gateway: Host | None = None
+        self._gateway_error: Unavailable | None = None
+        self._gateway_lock = threading.Lock()
+        self._closers: list[Any] = []
+
+    # Facts and results -------------------------------------------------------------------
+
+    def fact(self, name: str, default: Any = None) -> Any:
+        with self._lock:
+            return self._facts.get(name, default)
+
+    def has_fact(self, name: str) -> bool:
+        with self._lock:
+            return name in self._facts
+
+    def publish(self, facts: dict[str, Any]) -> None:
+        with self._lock:
+            for key, value in facts.items():
+                self._facts.setdefault(key, value)
+
+    def record(self, result: CheckResult) -> None:
+        with self._lock:
+            self._results[result.id] = result
+
+    def result(self, check_id: str) -> CheckResult | None:
+        with self._lock:
+            return self._results.get(check_id)
+
+    # Time --------------------------------------------------------------------------------
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def probe_timeout(self) -> float:
+        """The per-probe timeout, cut short when the run's deadline is nearer."""
+        return max(0.05, min(self.settings.timeout, self.remaining()))
+
+    # Gateway access ----------------------------------------------------------------------
+
+    @property
+    def gateway_configured(self) -> bool:
+        return bool(self.settings.ssh or self.settings.on_gateway)
+
+    def gateway(self) -> Host:
+        """The one shared connection to the gateway, opened by the first check that asks."""
+        if not self.gateway_configured:
+            raise Unavailable(
+                "no access to the gateway: give --ssh DEST (or --on-gateway when k8sreach "
+                "runs on the gateway itself)"
+            )
+        with self._gateway_lock:
+            if self._gateway is not None:
+                return self._gateway
+            if self._gateway_error is not None:
+                raise self._gateway_error
+            from k8sreach import remote
+
+            try:
+                host: Host
+                if self.settings.on_gateway:
+                    host = remote.LocalHost()
+                else:
+                    assert self.settings.ssh is not None
+                    ssh = remote.SshHost(
+                        self.settings.ssh,
+                        identity=self.settings.ssh_identity,
+                        options=dict(self.settings.ssh_option),
+                        connect_timeout=self.probe_timeout(),
+                    )
+                    self._closers.append(ssh)
+                    ssh.connect(self.probe_timeout())
+                    host = ssh
+            except remote.AccessError as exc:
+                self._gateway_error = Unavailable(f"cannot reach the gateway over SSH: {exc}")
+                raise self._gateway_error from None
+            self._gateway = host
+            return host
+
+    def close(self) -> None:
+        for closer in self._closers:
+            try:
+                closer.close()
+            except Exception:  # closing must never hide the run's own result
+                LOG.debug("closing %r failed", closer, exc_info=True)

@@ -1,0 +1,169 @@
+"""Run the checks of one target: concurrently where independent, all within one deadline."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+
+from k8sreach import check as facts
+from k8sreach.check import Check
+from k8sreach.config import Settings
+from k8sreach.context import RunContext, Unavailable
+from k8sreach.result import CheckResult, Finding, Report, Status
+from k8sreach.target import Target
+
+LOG = logging.getLogger(__name__)
+
+_MISSING = {
+    facts.ADDRESS: "no address to probe",
+    facts.PORT: "no port known: give -p PORT or TARGET:PORT",
+}
+
+
+def _seed(settings: Settings, target: Target) -> dict[str, object]:
+    seeded: dict[str, object] = {}
+    if isinstance(target.port, int):
+        seeded[facts.PORT] = target.port
+    if settings.ssh or settings.on_gateway:
+        seeded[facts.GATEWAY] = True
+    return seeded
+
+
+class _Plan:
+    """Who provides which fact, and what each check waits for."""
+
+    def __init__(self, checks: Sequence[Check]) -> None:
+        self.checks = sorted(checks, key=lambda c: (c.hop.position, c.order, c.id))
+        self.providers: dict[str, list[str]] = {}
+        for chk in self.checks:
+            for name in chk.provides:
+                self.providers.setdefault(name, []).append(chk.id)
+
+    def waits_for(self, chk: Check) -> set[str]:
+        ids: set[str] = set()
+        for name in (*chk.needs, *chk.wants):
+            ids.update(p for p in self.providers.get(name, ()) if p != chk.id)
+        return ids
+
+
+def _missing_need(chk: Check, ctx: RunContext, plan: _Plan) -> Finding | None:
+    """A skip finding when a needed fact is unknown, naming the check that failed to give it."""
+    for name in chk.needs:
+        if ctx.has_fact(name):
+            continue
+        if name == facts.GATEWAY:
+            try:
+                ctx.gateway()
+            except Unavailable as exc:
+                return Finding(Status.SKIP, exc.reason)
+            continue
+        culprit = None
+        for provider in plan.providers.get(name, ()):
+            res = ctx.result(provider)
+            if res is not None and res.status in (Status.FAIL, Status.ERROR, Status.SKIP):
+                culprit = res
+                break
+        reason = _MISSING.get(name, f"no {name} known")
+        if culprit is not None:
+            return Finding(
+                Status.SKIP,
+                f"{reason}: {culprit.id} {culprit.status.value}ed",
+                caused_by=culprit.caused_by or culprit.id,
+            )
+        return Finding(Status.SKIP, reason)
+    return None
+
+
+def _execute(chk: Check, ctx: RunContext, plan: _Plan) -> CheckResult:
+    start = time.monotonic()
+    try:
+        finding = _missing_need(chk, ctx, plan) or chk.run(ctx)
+        if not isinstance(finding, Finding):
+            raise TypeError(f"run() returned {type(finding).__name__}, not a Finding")
+    except Unavailable as exc:
+        finding = Finding(Status.SKIP, exc.reason, caused_by=exc.caused_by)
+    except Exception as exc:
+        LOG.debug("check %s raised", chk.id, exc_info=True)
+        finding = Finding(
+            Status.ERROR,
+            f"the check crashed: {type(exc).__name__}: {exc}",
+            evidence={"exception": type(exc).__name__, "message": str(exc)},
+        )
+    ctx.publish(finding.facts)
+    return CheckResult(
+        id=chk.id,
+        hop=chk.hop,
+        status=finding.status,
+        summary=finding.summary,
+        evidence=dict(finding.evidence),
+        remediation=finding.remediation,
+        duration_ms=round((time.monotonic() - start) * 1000, 1),
+        address=finding.address,
+        caused_by=finding.caused_by,
+    )
+
+
+def run(checks: Sequence[Check], settings: Settings, target: Target,
+        load_errors: Sequence[str] = ()) -> Report:
+    """Run every check once and return the report, checks in path order."""
+    ctx = RunContext(settings, target)
+    ctx.publish(_seed(settings, target))
+    plan = _Plan(checks)
+    done: queue.Queue[CheckResult] = queue.Queue()
+    pending = {chk.id: chk for chk in plan.checks}
+    running: dict[str, float] = {}
+    finished: set[str] = set()
+
+    def worker(chk: Check) -> None:
+        done.put(_execute(chk, ctx, plan))
+
+    try:
+        while pending or running:
+            ready = [c for c in pending.values() if plan.waits_for(c) <= finished]
+            if not ready and not running:
+                # A cycle among wants/needs: run the rest rather than wait forever.
+                ready = list(pending.values())
+            for chk in ready:
+                del pending[chk.id]
+                running[chk.id] = time.monotonic()
+                LOG.debug("starting %s", chk.id)
+                threading.Thread(target=worker, args=(chk,), name=chk.id, daemon=True).start()
+            try:
+                result = done.get(timeout=max(0.0, ctx.remaining()))
+            except queue.Empty:
+                break
+            running.pop(result.id, None)
+            finished.add(result.id)
+            ctx.record(result)
+
+        now = time.monotonic()
+        limit = settings.run_deadline
+        for check_id, started in running.items():
+            ctx.record(_overdue(plan, check_id, (now - started) * 1000, limit))
+        for chk in pending.values():
+            ctx.record(_overdue(plan, chk.id, 0.0, limit, started=False))
+    finally:
+        ctx.close()
+
+    results = tuple(r for c in plan.checks if (r := ctx.result(c.id)) is not None)
+    return Report(
+        target=target.as_dict(),
+        results=results,
+        reachable=ctx.fact(facts.REACHABLE) is True,
+        duration_ms=round((time.monotonic() - ctx.started) * 1000, 1),
+        load_errors=tuple(load_errors),
+    )
+
+
+def _overdue(plan: _Plan, check_id: str, elapsed_ms: float, limit: float,
+             started: bool = True) -> CheckResult:
+    chk = next(c for c in plan.checks if c.id == check_id)
+    if started:
+        status, summary = Status.ERROR, f"did not finish within the run's deadline of {limit:g} s"
+    else:
+        status, summary = Status.SKIP, f"not started: the run's deadline of {limit:g} s passed"
+    return CheckResult(chk.id, chk.hop, status, summary, {"deadline_s": limit}, None,
+                       round(elapsed_ms, 1))

@@ -1,0 +1,1 @@
+"""Test doubles for k8sreach: a stand-in Kubernetes API server and realistic API objects."""
