@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from k8sreach.config import IPNetwork
 
 
-def range_of(address: str, service_cidrs: Iterable[IPNetwork],
-             pod_cidrs: Iterable[IPNetwork]) -> str | None:
+def range_of(
+    address: str, service_cidrs: Iterable[IPNetwork], pod_cidrs: Iterable[IPNetwork]
+) -> str | None:
     """'service' or 'pod' for an address inside those ranges, else None."""
     try:
         ip = ipaddress.ip_address(address)

@@ -16,8 +16,12 @@ from k8sreach.target import Target
 LOG = logging.getLogger(__name__)
 
 
-def classify(outcome: DnsOutcome, target: Target, service_cidrs: tuple[IPNetwork, ...],
-             pod_cidrs: tuple[IPNetwork, ...]) -> Finding:
+def classify(
+    outcome: DnsOutcome,
+    target: Target,
+    service_cidrs: tuple[IPNetwork, ...],
+    pod_cidrs: tuple[IPNetwork, ...],
+) -> Finding:
     """Turn one DNS outcome into pass or one of the distinct DNS failures."""
     server = f"{outcome.server}:{outcome.port}"
     evidence: dict[str, object] = {
@@ -43,7 +47,8 @@ def classify(outcome: DnsOutcome, target: Target, service_cidrs: tuple[IPNetwork
     if outcome.kind == "timeout":
         return failed(
             f"no answer from {server} within {outcome.latency_ms / 1000:g} s"
-            if outcome.latency_ms else f"no answer from {server}",
+            if outcome.latency_ms
+            else f"no answer from {server}",
             remediation=(
                 f"The DNS server {server} did not answer. If it is the DNS proxy, check that it "
                 f"is up and that its upstream (kube-dns) answers it: run `{check_cmd}` here, and "
@@ -146,8 +151,13 @@ def classify(outcome: DnsOutcome, target: Target, service_cidrs: tuple[IPNetwork
             **kw,
         )
     kinds = sorted(set(ranges.values()), key=str)
-    what = "ClusterIP" if kinds == ["service"] else "pod addresses (headless)" if kinds == ["pod"] \
+    what = (
+        "ClusterIP"
+        if kinds == ["service"]
+        else "pod addresses (headless)"
+        if kinds == ["pod"]
         else "cluster addresses"
+    )
     return passed(
         f"{name} -> {', '.join(answers)} ({what}) in {outcome.latency_ms:g} ms",
         facts={facts.ADDRESS: answers[0], facts.ADDRESSES: answers},

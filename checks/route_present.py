@@ -49,12 +49,16 @@ def add_route_commands(network: IPNetwork, gateway: str, platform: str = sys.pla
         f"sudo ip route replace {network} via {gateway}\n"
         f"(to keep it: add `up ip route replace {network} via {gateway}` to the interface in "
         f"/etc/network/interfaces, or `nmcli connection modify <connection> +ipv4.routes "
-        f"\"{network} {gateway}\"`)"
+        f'"{network} {gateway}"`)'
     )
 
 
-def judge(routes: list[Route], destinations: list[tuple[str, Any]], gateway: str | None,
-          platform: str = sys.platform) -> Finding:
+def judge(
+    routes: list[Route],
+    destinations: list[tuple[str, Any]],
+    gateway: str | None,
+    platform: str = sys.platform,
+) -> Finding:
     """Judge where each destination (an address or a CIDR) is sent.
 
     Three distinct failures: no route at all; only the default route matches; a route via
@@ -81,16 +85,23 @@ def judge(routes: list[Route], destinations: list[tuple[str, Any]], gateway: str
     if problems:
         kind, label, _dest, route = problems[0]
         evidence["failure"] = kind
-        fix = "\n".join(add_route_commands(n, gateway, platform) for n in fix_nets) if gateway \
-            else "Add a route for the cluster ranges via the edge gateway (give --gateway IP so " \
-                 "k8sreach can print the exact command)."
+        fix = (
+            "\n".join(add_route_commands(n, gateway, platform) for n in fix_nets)
+            if gateway
+            else "Add a route for the cluster ranges via the edge gateway (give --gateway IP so "
+            "k8sreach can print the exact command)."
+        )
         if kind == "missing":
-            return failed(f"no route at all for {label}", evidence=evidence, remediation=fix,
-                          address=label)
+            return failed(
+                f"no route at all for {label}", evidence=evidence, remediation=fix, address=label
+            )
         if kind == "default-only":
             return failed(
                 f"no route for {label}: only the default route matches ({_describe(route)})",
-                evidence=evidence, remediation=fix, address=label)
+                evidence=evidence,
+                remediation=fix,
+                address=label,
+            )
         return failed(
             f"{label} is routed via {route.gateway or 'no next hop (on-link)'}, not via the "
             f"gateway {gateway} ({_describe(route)})",
@@ -98,9 +109,11 @@ def judge(routes: list[Route], destinations: list[tuple[str, Any]], gateway: str
             remediation=f"Replace the route so it points at the gateway:\n{fix}",
             address=label,
         )
-    first = lookup(routes, destinations[0][1]) if not isinstance(
-        destinations[0][1], ipaddress.IPv4Network | ipaddress.IPv6Network
-    ) else covering(routes, destinations[0][1])
+    first = (
+        lookup(routes, destinations[0][1])
+        if not isinstance(destinations[0][1], ipaddress.IPv4Network | ipaddress.IPv6Network)
+        else covering(routes, destinations[0][1])
+    )
     assert first is not None
     note = "" if gateway else " (no --gateway given, so the next hop was not compared)"
     return passed(
@@ -144,9 +157,7 @@ class RoutePresent(Check):
         for net in (*settings.service_cidr, *pod_nets):
             destinations.append((str(net), net))
         if not destinations:
-            return skipped(
-                "nothing to look up: no address resolved and no --service-cidr given"
-            )
+            return skipped("nothing to look up: no address resolved and no --service-cidr given")
         try:
             routes = read_local_routes()
         except RouteReadError as exc:

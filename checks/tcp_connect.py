@@ -26,8 +26,11 @@ def classify(outcome: TcpOutcome, target: Target) -> Finding:
     svc = f"{target.service} -n {target.namespace}"
 
     if outcome.kind == "connected":
-        return passed(f"connected to {where} in {outcome.latency_ms:g} ms",
-                      facts={facts.REACHABLE: True}, **kw)
+        return passed(
+            f"connected to {where} in {outcome.latency_ms:g} ms",
+            facts={facts.REACHABLE: True},
+            **kw,
+        )
     if outcome.kind == "refused":
         return failed(
             f"connection to {where} refused after {outcome.latency_ms:g} ms",

@@ -53,32 +53,58 @@ def cli() -> None:
 @click.option("-n", "--namespace", help="Namespace of the Service (default: 'default').")
 @click.option("-p", "--port", help="Port to probe, a number or a port name.")
 @click.option("--cluster-domain", help="Cluster DNS domain.  [default: cluster.local]")
-@click.option("--dns", "dns", metavar="SERVER[:PORT]", help="DNS server to ask (default: the system's).")
+@click.option(
+    "--dns", "dns", metavar="SERVER[:PORT]", help="DNS server to ask (default: the system's)."
+)
 @click.option("--gateway", metavar="IP", help="Expected next hop for the cluster ranges.")
 @click.option("--service-cidr", multiple=True, metavar="CIDR", help="Service range (repeatable).")
 @click.option("--pod-cidr", multiple=True, metavar="CIDR", help="Pod range (repeatable).")
-@click.option("--timeout", callback=_float, metavar="SECONDS", help="Timeout of each probe.  [default: 2]")
-@click.option("--deadline", callback=_float, metavar="SECONDS",
-              help="Deadline of the whole run.  [default: 3 x timeout + 1]")
+@click.option(
+    "--timeout", callback=_float, metavar="SECONDS", help="Timeout of each probe.  [default: 2]"
+)
+@click.option(
+    "--deadline",
+    callback=_float,
+    metavar="SECONDS",
+    help="Deadline of the whole run.  [default: 3 x timeout + 1]",
+)
 @click.option("--ssh", metavar="DEST", help="Reach the gateway with ssh DEST (as ssh takes it).")
 @click.option("--ssh-identity", metavar="FILE", help="Private key for --ssh.")
-@click.option("--ssh-option", multiple=True, metavar="KEY=VALUE", help="ssh -o option (repeatable).")
+@click.option(
+    "--ssh-option", multiple=True, metavar="KEY=VALUE", help="ssh -o option (repeatable)."
+)
 @click.option("--on-gateway", is_flag=True, default=None, help="Run the gateway checks locally.")
 @click.option("--bird-socket", metavar="PATH", help="BIRD control socket on the gateway.")
 @click.option("--kube-proxy-path", metavar="PATH", help="kube-proxy binary on the gateway.")
 @click.option("--kube-proxy-sha256", metavar="HEX", help="Expected sha256 of kube-proxy.")
-@click.option("--kube-proxy-reference", metavar="DEST[:PATH]",
-              help="A node whose kube-proxy is the reference (read over ssh).")
+@click.option(
+    "--kube-proxy-reference",
+    metavar="DEST[:PATH]",
+    help="A node whose kube-proxy is the reference (read over ssh).",
+)
 @click.option("--kubeconfig", metavar="FILE", help="Kubeconfig for the cluster view.")
 @click.option("--context", "kube_context", metavar="NAME", help="Kubeconfig context.")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="Output format.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
 @click.option("--config", "config_file", metavar="FILE", help="TOML file of named profiles.")
 @click.option("--profile", metavar="NAME", help="Profile in the config file; flags win over it.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every probe and answer to stderr.")
 @click.option("--debug", is_flag=True, help="Verbose, and tracebacks for errors.")
-def doctor(target: str, output: str, config_file: str | None, profile: str | None,
-           verbose: bool, debug: bool, **flags: Any) -> None:
+def doctor(
+    target: str,
+    output: str,
+    config_file: str | None,
+    profile: str | None,
+    verbose: bool,
+    debug: bool,
+    **flags: Any,
+) -> None:
     """Walk the path from this client to TARGET (NAME.NAMESPACE[:PORT]) and diagnose it."""
     from k8sreach import config, plugins, runner
     from k8sreach.report import render_json, render_table
@@ -100,7 +126,9 @@ def doctor(target: str, output: str, config_file: str | None, profile: str | Non
     for err in loaded.errors:
         LOG.warning("%s", err)
     report = runner.run([cls() for cls in loaded.checks], settings, tgt, loaded.errors)
-    click.echo(render_json(report) if output == "json" else render_table(report), nl=output == "json")
+    click.echo(
+        render_json(report) if output == "json" else render_table(report), nl=output == "json"
+    )
     sys.exit(report.exit_code)
 
 

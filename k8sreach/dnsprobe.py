@@ -106,8 +106,9 @@ def query(server: str, port: int, qname: str, qtype: str = "A", timeout: float =
     start = time.monotonic()
     deadline = start + timeout
     ignored = 0
-    LOG.debug("probe: DNS %s %s? -> %s:%d over UDP (timeout %.1f s)", qtype, qname, server,
-              port, timeout)
+    LOG.debug(
+        "probe: DNS %s %s? -> %s:%d over UDP (timeout %.1f s)", qtype, qname, server, port, timeout
+    )
     try:
         sock = socket.socket(_family(server), socket.SOCK_DGRAM)
     except OSError as exc:
@@ -135,17 +136,36 @@ def query(server: str, port: int, qname: str, qtype: str = "A", timeout: float =
                 break
         except TimeoutError:
             LOG.debug("answer: none within %.1f s", timeout)
-            return DnsOutcome(**base, transport="udp", kind="timeout",
-                              latency_ms=round(timeout * 1000, 1), ignored_replies=ignored)
+            return DnsOutcome(
+                **base,
+                transport="udp",
+                kind="timeout",
+                latency_ms=round(timeout * 1000, 1),
+                ignored_replies=ignored,
+            )
         except ConnectionRefusedError:
             LOG.debug("answer: ICMP port unreachable (nothing listens on %s:%d)", server, port)
-            return DnsOutcome(**base, transport="udp", kind="port-unreachable",
-                              latency_ms=_ms(start), error="ECONNREFUSED", ignored_replies=ignored)
+            return DnsOutcome(
+                **base,
+                transport="udp",
+                kind="port-unreachable",
+                latency_ms=_ms(start),
+                error="ECONNREFUSED",
+                ignored_replies=ignored,
+            )
         except OSError as exc:
-            kind = "unreachable" if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) else "error"
+            kind = (
+                "unreachable" if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) else "error"
+            )
             LOG.debug("answer: %s", exc)
-            return DnsOutcome(**base, transport="udp", kind=kind, latency_ms=_ms(start),
-                              error=_errno_name(exc), ignored_replies=ignored)
+            return DnsOutcome(
+                **base,
+                transport="udp",
+                kind=kind,
+                latency_ms=_ms(start),
+                error=_errno_name(exc),
+                ignored_replies=ignored,
+            )
 
     transport = "udp"
     notes: list[str] = []
@@ -171,8 +191,13 @@ def query(server: str, port: int, qname: str, qtype: str = "A", timeout: float =
         ignored_replies=ignored,
         notes=tuple(notes + more),
     )
-    LOG.debug("answer: %s %s flags=%s in %.1f ms", outcome.rcode, list(outcome.addresses),
-              " ".join(outcome.flags), outcome.latency_ms or 0)
+    LOG.debug(
+        "answer: %s %s flags=%s in %.1f ms",
+        outcome.rcode,
+        list(outcome.addresses),
+        " ".join(outcome.flags),
+        outcome.latency_ms or 0,
+    )
     return outcome
 
 
@@ -180,16 +205,22 @@ def _query_tcp(q: object, server: str, port: int, timeout: float) -> object:
     import dns.exception
     import dns.query
 
-    base = {"server": server, "port": port, "qname": q.question[0].name.to_text(),  # type: ignore[attr-defined]
-            "qtype": "A", "transport": "tcp"}
+    base = {
+        "server": server,
+        "port": port,
+        "qname": q.question[0].name.to_text(),  # type: ignore[attr-defined]
+        "qtype": "A",
+        "transport": "tcp",
+    }
     start = time.monotonic()
     try:
         return dns.query.tcp(q, server, timeout=timeout, port=port)  # type: ignore[arg-type]
     except (dns.exception.Timeout, TimeoutError):
         return DnsOutcome(**base, kind="timeout", latency_ms=round(timeout * 1000, 1))
     except ConnectionRefusedError:
-        return DnsOutcome(**base, kind="port-unreachable", latency_ms=_ms(start),
-                          error="ECONNREFUSED")
+        return DnsOutcome(
+            **base, kind="port-unreachable", latency_ms=_ms(start), error="ECONNREFUSED"
+        )
     except (OSError, dns.exception.DNSException, EOFError) as exc:
         return DnsOutcome(**base, kind="error", latency_ms=_ms(start), error=str(exc))
 

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import re
+import selectors
 import shlex
 import shutil
 import signal
@@ -16,7 +17,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 LOG = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ _LOGIN_SLACK = 5.0
 _SERVER_ALIVE_INTERVAL = 5
 _SERVER_ALIVE_COUNT = 3
 _CLOSE_WAIT = 2.0
+_DRAIN_WAIT = 0.1
 
 # Options k8sreach sets itself; a user value would break the connection sharing, the
 # no-prompt guarantee or the parsing of ssh's messages, so it is refused with a reason.
@@ -127,11 +129,16 @@ def _check_argv(argv: Sequence[str]) -> tuple[str, ...]:
     return args
 
 
-def remote_command(argv: Sequence[str]) -> str:
+def remote_command(argv: Sequence[str], kill_after: int | None = None) -> str:
     """Return the one string ssh sends for argv: quoted for the gateway's POSIX login shell."""
     # sshd hands the string to `$SHELL -c`, so every argument must be quoted; the C locale
     # keeps messages like "No such file or directory" parseable whatever LANG ssh forwards.
-    return shlex.join(("env", "LC_ALL=C", *_check_argv(argv)))
+    prefix = ["env", "LC_ALL=C"]
+    if kill_after is not None:
+        # Killing the local ssh client leaves the program running on the gateway, holding
+        # one of sshd's sessions; timeout(1) there ends it too.
+        prefix += ["timeout", "-s", "KILL", str(kill_after)]
+    return shlex.join((*prefix, *_check_argv(argv)))
 
 
 def parse_ssh_option(text: str) -> tuple[str, str]:
@@ -155,9 +162,7 @@ def _check_option(key: str, value: str) -> None:
     if reason is not None:
         raise AccessError("config", f"ssh option {key} cannot be set: {reason}")
     if not value or any(ch in value for ch in "\r\n\0"):
-        raise AccessError(
-            "config", f"ssh option {key} needs a value on one line, e.g. {key}=VALUE"
-        )
+        raise AccessError("config", f"ssh option {key} needs a value on one line, e.g. {key}=VALUE")
 
 
 def _check_dest(dest: str) -> None:
@@ -251,10 +256,9 @@ def classify_ssh_error(stderr: str) -> str | None:
 
 def _access_error(dest: str, stderr: str, waited: float) -> AccessError:
     """Return the AccessError a user can act on for ssh's stderr when reaching dest failed."""
+    stderr = stderr.replace("\r\n", "\n")  # ssh ends some messages with CRLF
     kind = classify_ssh_error(stderr) or "other"
-    said = _last_line(
-        "\n".join(ln for ln in stderr.splitlines() if not ln.startswith("debug"))
-    )
+    said = _last_line("\n".join(ln for ln in stderr.splitlines() if not ln.startswith("debug")))
     tried = f"ssh {dest}"
     advice = {
         "refused": (
@@ -262,7 +266,7 @@ def _access_error(dest: str, stderr: str, waited: float) -> AccessError:
             "there and the port is right (Port in ~/.ssh/config or ssh option Port=N)"
         ),
         "timeout": (
-            f"{tried}: no SSH answer within {waited:g} s ({said}); check the address, that "
+            f"{tried}: no SSH answer within {waited:.3g} s ({said}); check the address, that "
             "nothing filters the SSH port, or allow a longer timeout"
         ),
         "unreachable": (
@@ -295,6 +299,55 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+class _Pipes:
+    """Feeds a child's stdin and collects its stdout and stderr without blocking past a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], input: bytes | None) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._input = memoryview(input or b"")
+        self._sent = 0
+        self.chunks: dict[int, list[bytes]] = {}
+        for pipe in (proc.stdout, proc.stderr):
+            assert pipe is not None
+            self.chunks[pipe.fileno()] = []
+            self._selector.register(pipe, selectors.EVENT_READ)
+        if proc.stdin is not None:
+            if self._input:
+                self._selector.register(proc.stdin, selectors.EVENT_WRITE)
+            else:
+                proc.stdin.close()
+        self._files = [f for f in (proc.stdin, proc.stdout, proc.stderr) if f is not None]
+
+    def pump(self, deadline: float) -> bool:
+        """Move data until every pipe is closed (True) or the deadline passes (False)."""
+        while self._selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            for key, _ in self._selector.select(left):
+                fd = key.fd
+                if fd in self.chunks:
+                    data = os.read(fd, 1 << 16)
+                    if data:
+                        self.chunks[fd].append(data)
+                        continue
+                else:
+                    try:
+                        self._sent += os.write(fd, self._input[self._sent : self._sent + 4096])
+                    except BrokenPipeError:
+                        self._sent = len(self._input)
+                    if self._sent < len(self._input):
+                        continue
+                self._selector.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+        return True
+
+    def close(self) -> None:
+        self._selector.close()
+        for fileobj in self._files:
+            fileobj.close()
+
+
 def _run_process(
     cmd: Sequence[str],
     argv: tuple[str, ...],
@@ -318,24 +371,36 @@ def _run_process(
         # The same answer a shell gives for an unknown program, so both hosts read alike.
         msg = f"k8sreach: {cmd[0]}: command not found\n".encode()
         return CommandResult(argv, 127, b"", msg, (time.monotonic() - start) * 1000, False)
+
+    out_fd = proc.stdout.fileno() if proc.stdout else -1
+    err_fd = proc.stderr.fileno() if proc.stderr else -1
+    pipes = _Pipes(proc, input)
     try:
-        stdout, stderr = proc.communicate(input, timeout=max(0.0, timeout))
-        returncode: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        returncode = None
-        try:
-            stdout, stderr = proc.communicate(timeout=_CLOSE_WAIT)
-        except subprocess.TimeoutExpired:
-            # A grandchild that left the session still holds the pipes; give up on them.
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe is not None:
-                    pipe.close()
-            proc.wait(_CLOSE_WAIT)
-            stdout, stderr = b"", b""
+        finished = pipes.pump(start + timeout) and _wait(proc, start + timeout)
+        if not finished:
+            _kill_group(proc)
+            # An ssh client hands its pipes to the master, so they may stay open after the
+            # kill: keep only what is already written.
+            pipes.pump(time.monotonic() + _DRAIN_WAIT)
+    finally:
+        pipes.close()
+        if proc.poll() is None:
+            _kill_group(proc)
+        proc.wait(_CLOSE_WAIT)
+    stdout = b"".join(pipes.chunks[out_fd])
+    stderr = b"".join(pipes.chunks[err_fd])
+    returncode = proc.returncode if finished else None
     duration_ms = (time.monotonic() - start) * 1000
-    return CommandResult(argv, returncode, stdout or b"", stderr or b"", duration_ms,
-                         returncode is None)
+    return CommandResult(argv, returncode, stdout, stderr, duration_ms, not finished)
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Return whether proc exited before the deadline."""
+    try:
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _log_result(label: str, result: CommandResult) -> None:
@@ -361,9 +426,7 @@ class _CommandHost:
 
     label: str
 
-    def run(
-        self, argv: Sequence[str], timeout: float, input: bytes | None = None
-    ) -> CommandResult:
+    def run(self, argv: Sequence[str], timeout: float, input: bytes | None = None) -> CommandResult:
         raise NotImplementedError
 
     def read_file(self, path: str, timeout: float, max_bytes: int = 1 << 20) -> bytes | None:
@@ -422,9 +485,7 @@ class LocalHost(_CommandHost):
     def __init__(self) -> None:
         self.label = "gateway (local)"
 
-    def run(
-        self, argv: Sequence[str], timeout: float, input: bytes | None = None
-    ) -> CommandResult:
+    def run(self, argv: Sequence[str], timeout: float, input: bytes | None = None) -> CommandResult:
         """Run argv here and return what it printed; cut it at timeout."""
         args = _check_argv(argv)
         LOG.debug("%s: run %s (timeout %g s)", self.label, shlex.join(args), timeout)
@@ -521,6 +582,7 @@ class SshHost(_CommandHost):
         self._master: _Master | None = None
         self._finalizer: weakref.finalize | None = None
         self._closed = False
+        self._has_timeout: bool | None = None  # whether the gateway has timeout(1)
 
     @property
     def control_dir(self) -> str | None:
@@ -528,7 +590,7 @@ class SshHost(_CommandHost):
         master = self._master
         return master.directory if master is not None and master.alive() else None
 
-    def ssh_options(self, control_master: str, socket: str, log_level: str) -> list[str]:
+    def _ssh_options(self, control_master: str, socket: str, log_level: str) -> list[str]:
         """Return the ssh options for one invocation: forced first, as ssh keeps the first."""
         forced = {
             "BatchMode": "yes",
@@ -578,6 +640,8 @@ class SshHost(_CommandHost):
         self._finalizer = weakref.finalize(self, master.stop)
         try:
             self._start_master(master, limit)
+            if self._has_timeout is None:
+                self._has_timeout = self._probe_timeout_tool(master, limit)
         except BaseException:
             self._stop_master()
             raise
@@ -585,7 +649,7 @@ class SshHost(_CommandHost):
     def _start_master(self, master: _Master, limit: float) -> None:
         """Start the master and wait until its control socket exists or it gives up."""
         log_level = "DEBUG1" if self.verbose_log is not None else "ERROR"
-        cmd = [master.ssh, "-N", *self.ssh_options("yes", master.socket, log_level), self.dest]
+        cmd = [master.ssh, "-N", *self._ssh_options("yes", master.socket, log_level), self.dest]
         log_path = os.fspath(self.verbose_log or os.path.join(master.directory, "master.log"))
         LOG.debug("%s: connect: %s", self.label, shlex.join(cmd))
         start = time.monotonic()
@@ -618,8 +682,12 @@ class SshHost(_CommandHost):
             master.proc.kill()
             master.proc.wait(_CLOSE_WAIT)
         stderr = _read_from(log_path, offset)
-        LOG.debug("%s: master connection failed after %.1f ms: %s", self.label,
-                  elapsed * 1000, stderr.strip() or "(no message)")
+        LOG.debug(
+            "%s: master connection failed after %.1f ms: %s",
+            self.label,
+            elapsed * 1000,
+            stderr.strip() or "(no message)",
+        )
         if failure == "deadline" and classify_ssh_error(stderr) is None:
             raise AccessError(
                 "timeout",
@@ -628,7 +696,29 @@ class SshHost(_CommandHost):
                 "on the gateway or allow a longer timeout",
                 detail=stderr.strip(),
             )
-        raise _access_error(self.dest, stderr, limit if failure == "deadline" else elapsed)
+        # ssh gives up by itself after ConnectTimeout; the deadline bounds the rest.
+        waited = limit if failure == "deadline" else max(1, math.ceil(self.connect_timeout))
+        raise _access_error(self.dest, stderr, waited)
+
+    def _probe_timeout_tool(self, master: _Master, limit: float) -> bool:
+        """Return whether timeout(1) works on the gateway, so hung programs end there too."""
+        cmd = [
+            master.ssh,
+            *self._ssh_options("no", master.socket, "ERROR"),
+            self.dest,
+            "--",
+            remote_command(["true"], kill_after=max(2, math.ceil(limit))),
+        ]
+        result = _run_process(cmd, ("timeout", "true"), limit, None)
+        if result.returncode != 0:
+            # Known shortcoming: without timeout(1) a command cut at its timeout keeps
+            # running on the gateway until it ends by itself.
+            LOG.debug(
+                "%s: no usable timeout(1) on the gateway (%s); hung commands are only cut here",
+                self.label,
+                _last_line(result.err_text) or f"rc={result.returncode}",
+            )
+        return result.returncode == 0
 
     def _stop_master(self) -> None:
         if self._finalizer is not None:
@@ -636,9 +726,7 @@ class SshHost(_CommandHost):
             self._finalizer = None
         self._master = None
 
-    def run(
-        self, argv: Sequence[str], timeout: float, input: bytes | None = None
-    ) -> CommandResult:
+    def run(self, argv: Sequence[str], timeout: float, input: bytes | None = None) -> CommandResult:
         """Run argv on the gateway over the master connection; cut it at timeout."""
         args = _check_argv(argv)
         with self._lock:
@@ -649,18 +737,18 @@ class SshHost(_CommandHost):
         start = time.monotonic()
         if not self._slots.acquire(timeout=max(0.0, timeout)):
             msg = f"k8sreach: no free SSH session within {timeout:g} s\n".encode()
-            result = CommandResult(
-                args, None, b"", msg, (time.monotonic() - start) * 1000, True
-            )
+            result = CommandResult(args, None, b"", msg, (time.monotonic() - start) * 1000, True)
             _log_result(self.label, result)
             return result
         try:
             cmd = [
                 master.ssh,
-                *self.ssh_options("no", master.socket, "ERROR"),
+                *self._ssh_options("no", master.socket, "ERROR"),
                 self.dest,
                 "--",
-                remote_command(args),
+                remote_command(
+                    args, kill_after=math.ceil(timeout) + 1 if self._has_timeout else None
+                ),
             ]
             left = timeout - (time.monotonic() - start)
             result = _run_process(cmd, args, left, input)
@@ -716,5 +804,3 @@ __all__ = [
     "parse_ssh_option",
     "remote_command",
 ]
-
-_unused: IO[bytes] | None = None

@@ -91,5 +91,9 @@ def render_table(report: Report) -> str:
         lines.append(f"error in {r.id}: {r.summary} (rerun with --debug for the traceback)")
     warns = [r for r in report.results if r.status is Status.WARN and r.remediation]
     for r in warns:
-        lines += ["", f"Warning: {r.id}: {r.summary}", textwrap.indent(r.remediation.rstrip(), "  ")]
+        lines += [
+            "",
+            f"Warning: {r.id}: {r.summary}",
+            textwrap.indent(r.remediation.rstrip(), "  "),
+        ]
     return "\n".join(lines) + "\n"

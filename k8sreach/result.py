@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of one check, as written in the table and in JSON."""
 
     PASS = "pass"
@@ -20,7 +20,7 @@ class Status(str, enum.Enum):
         return self.value
 
 
-class Hop(str, enum.Enum):
+class Hop(enum.StrEnum):
     """Where along the path from the client to the pod a check looks, in path order."""
 
     CLIENT = "client"

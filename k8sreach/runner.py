@@ -106,8 +106,9 @@ def _execute(chk: Check, ctx: RunContext, plan: _Plan) -> CheckResult:
     )
 
 
-def run(checks: Sequence[Check], settings: Settings, target: Target,
-        load_errors: Sequence[str] = ()) -> Report:
+def run(
+    checks: Sequence[Check], settings: Settings, target: Target, load_errors: Sequence[str] = ()
+) -> Report:
     """Run every check once and return the report, checks in path order."""
     ctx = RunContext(settings, target)
     ctx.publish(_seed(settings, target))
@@ -158,12 +159,14 @@ def run(checks: Sequence[Check], settings: Settings, target: Target,
     )
 
 
-def _overdue(plan: _Plan, check_id: str, elapsed_ms: float, limit: float,
-             started: bool = True) -> CheckResult:
+def _overdue(
+    plan: _Plan, check_id: str, elapsed_ms: float, limit: float, started: bool = True
+) -> CheckResult:
     chk = next(c for c in plan.checks if c.id == check_id)
     if started:
         status, summary = Status.ERROR, f"did not finish within the run's deadline of {limit:g} s"
     else:
         status, summary = Status.SKIP, f"not started: the run's deadline of {limit:g} s passed"
-    return CheckResult(chk.id, chk.hop, status, summary, {"deadline_s": limit}, None,
-                       round(elapsed_ms, 1))
+    return CheckResult(
+        chk.id, chk.hop, status, summary, {"deadline_s": limit}, None, round(elapsed_ms, 1)
+    )

@@ -10,7 +10,9 @@ from k8sreach.errors import UserError
 # Kubernetes' own rules: a Service name is a DNS-1035 label, a namespace a DNS-1123 label.
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 # A named port (IANA_SVC_NAME): at most 15 characters, lowercase alphanumerics and '-',
 # at least one letter, no leading, trailing or doubled '-'.
 _PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?=[a-z0-9]))*$")
@@ -126,7 +128,9 @@ def parse_target(
     """
     raw = text.strip()
     if not raw:
-        raise TargetError("the target is empty; give a Service as NAME.NAMESPACE, e.g. mysql-read.default")
+        raise TargetError(
+            "the target is empty; give a Service as NAME.NAMESPACE, e.g. mysql-read.default"
+        )
     if "://" in raw:
         raise TargetError(f"'{raw}' is a URL; give a Service as NAME.NAMESPACE[:PORT]")
     domain = check_cluster_domain(cluster_domain)
@@ -158,8 +162,7 @@ def parse_target(
             )
     else:
         raise TargetError(
-            f"the target '{raw}' is not NAME, NAME.NAMESPACE or "
-            f"NAME.NAMESPACE.svc.{domain}"
+            f"the target '{raw}' is not NAME, NAME.NAMESPACE or NAME.NAMESPACE.svc.{domain}"
         )
 
     _check_service(service)

@@ -38,16 +38,33 @@ def connect(address: str, port: int, timeout: float) -> TcpOutcome:
         try:
             sock.connect((address, port))
         except TimeoutError:
-            return _log(TcpOutcome(address, port, "timeout", _ms(start), "ETIMEDOUT",
-                                   f"no answer within {timeout:g} s"))
+            return _log(
+                TcpOutcome(
+                    address,
+                    port,
+                    "timeout",
+                    _ms(start),
+                    "ETIMEDOUT",
+                    f"no answer within {timeout:g} s",
+                )
+            )
         except OSError as exc:
             code = exc.errno or 0
             name = errno.errorcode.get(code, str(code))
             if code == errno.ECONNREFUSED:
                 kind = "refused"
             elif code in _UNREACHABLE:
-                return _log(TcpOutcome(address, port, "unreachable", _ms(start), name,
-                                       exc.strerror, unreachable=_UNREACHABLE[code]))
+                return _log(
+                    TcpOutcome(
+                        address,
+                        port,
+                        "unreachable",
+                        _ms(start),
+                        name,
+                        exc.strerror,
+                        unreachable=_UNREACHABLE[code],
+                    )
+                )
             elif code == errno.ETIMEDOUT:
                 kind = "timeout"
             elif code in (errno.EACCES, errno.EPERM):
@@ -56,8 +73,9 @@ def connect(address: str, port: int, timeout: float) -> TcpOutcome:
                 kind = "error"
             return _log(TcpOutcome(address, port, kind, _ms(start), name, exc.strerror))
         local = sock.getsockname()
-        return _log(TcpOutcome(address, port, "connected", _ms(start),
-                               local=f"{local[0]}:{local[1]}"))
+        return _log(
+            TcpOutcome(address, port, "connected", _ms(start), local=f"{local[0]}:{local[1]}")
+        )
     finally:
         sock.close()
 

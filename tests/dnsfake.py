@@ -42,8 +42,9 @@ class LoopbackDns:
         self.sock.close()
 
 
-def reply(query: bytes, *, rcode: int = 0, records: list[str] = (), aa: bool = True,
-          tc: bool = False) -> bytes:
+def reply(
+    query: bytes, *, rcode: int = 0, records: list[str] = (), aa: bool = True, tc: bool = False
+) -> bytes:
     """A reply to `query` with zone-file style answer records ('name 5 IN A 1.2.3.4')."""
     import dns.flags
     import dns.message

@@ -35,8 +35,9 @@ def test_cluster_ip_answer_passes_and_publishes_the_address():
 
 
 def test_headless_answer_with_pod_addresses_passes():
-    out = _ask(lambda q: [reply(q, records=[f"{FQDN} 5 IN A 10.244.1.10",
-                                            f"{FQDN} 5 IN A 10.244.2.11"])])
+    out = _ask(
+        lambda q: [reply(q, records=[f"{FQDN} 5 IN A 10.244.1.10", f"{FQDN} 5 IN A 10.244.2.11"])]
+    )
     finding = classify(out, TARGET, SVC, POD)
     assert finding.status is Status.PASS
     assert "pod addresses (headless)" in finding.summary
@@ -47,8 +48,10 @@ def test_answer_outside_cluster_ranges_fails_showing_the_address():
     out = _ask(lambda q: [reply(q, records=[f"{FQDN} 5 IN A 203.0.113.7"])])
     finding = classify(out, TARGET, SVC, POD)
     assert finding.status is Status.FAIL
-    assert "203.0.113.7, outside the service and pod CIDRs (10.96.0.0/12, 10.244.0.0/16)" \
+    assert (
+        "203.0.113.7, outside the service and pod CIDRs (10.96.0.0/12, 10.244.0.0/16)"
         in finding.summary
+    )
 
 
 def test_nxdomain_authoritative_is_its_own_failure():
@@ -60,10 +63,12 @@ def test_nxdomain_authoritative_is_its_own_failure():
 
 
 def test_servfail_and_refused_are_told_apart():
-    servfail = classify(_ask(lambda q: [reply(q, rcode=dns.rcode.SERVFAIL, aa=False)]),
-                        TARGET, SVC, POD)
-    refused = classify(_ask(lambda q: [reply(q, rcode=dns.rcode.REFUSED, aa=False)]),
-                       TARGET, SVC, POD)
+    servfail = classify(
+        _ask(lambda q: [reply(q, rcode=dns.rcode.SERVFAIL, aa=False)]), TARGET, SVC, POD
+    )
+    refused = classify(
+        _ask(lambda q: [reply(q, rcode=dns.rcode.REFUSED, aa=False)]), TARGET, SVC, POD
+    )
     assert servfail.summary.startswith("SERVFAIL:")
     assert refused.summary.startswith("REFUSED:")
     assert servfail.evidence["rcode"] == "SERVFAIL"
@@ -80,7 +85,7 @@ def test_silent_server_is_a_timeout_bounded_by_the_probe_timeout():
     out = _ask(lambda q: [], timeout=0.3)
     assert out.kind == "timeout"
     finding = classify(out, TARGET, SVC, POD)
-    assert finding.summary == "no answer from 127.0.0.1:%d within 0.3 s" % out.port
+    assert finding.summary == f"no answer from 127.0.0.1:{out.port} within 0.3 s"
 
 
 def test_closed_port_is_reported_as_nothing_listening():
@@ -100,8 +105,12 @@ def test_garbage_and_mismatched_replies_are_ignored_until_the_real_one():
         wrong_id[0] ^= 0xFF
         other = dns.message.make_query("evil.example.", "A")
         other.id = dns.message.from_wire(q).id
-        return [b"\x00garbage", bytes(wrong_id), dns.message.make_response(other).to_wire(),
-                reply(q, records=[f"{FQDN} 5 IN A 10.96.86.83"])]
+        return [
+            b"\x00garbage",
+            bytes(wrong_id),
+            dns.message.make_response(other).to_wire(),
+            reply(q, records=[f"{FQDN} 5 IN A 10.96.86.83"]),
+        ]
 
     out = _ask(answer)
     assert out.addresses == ("10.96.86.83",)
@@ -122,20 +131,34 @@ def test_records_for_other_names_are_not_taken_as_the_answer():
 
 
 def test_cname_chain_is_followed_to_the_address():
-    out = _ask(lambda q: [reply(q, records=[
-        f"{FQDN} 5 IN CNAME db.example.",
-        "db.example. 5 IN A 10.96.5.5",
-    ])])
+    out = _ask(
+        lambda q: [
+            reply(
+                q,
+                records=[
+                    f"{FQDN} 5 IN CNAME db.example.",
+                    "db.example. 5 IN A 10.96.5.5",
+                ],
+            )
+        ]
+    )
     assert out.cnames == ("db.example.",)
     assert out.addresses == ("10.96.5.5",)
 
 
 def test_cname_loop_stops_after_a_bounded_number_of_hops():
-    out = _ask(lambda q: [reply(q, records=[
-        f"{FQDN} 5 IN CNAME a.example.",
-        "a.example. 5 IN CNAME b.example.",
-        "b.example. 5 IN CNAME a.example.",
-    ])])
+    out = _ask(
+        lambda q: [
+            reply(
+                q,
+                records=[
+                    f"{FQDN} 5 IN CNAME a.example.",
+                    "a.example. 5 IN CNAME b.example.",
+                    "b.example. 5 IN CNAME a.example.",
+                ],
+            )
+        ]
+    )
     assert out.addresses == ()
     assert any("CNAME chain longer than" in n for n in out.notes)
 

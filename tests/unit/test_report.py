@@ -8,23 +8,43 @@ from k8sreach.result import CheckResult, Hop, Report, Status
 
 def _report(statuses, reachable=False):
     results = tuple(
-        CheckResult(id=f"c{i}", hop=hop, status=st, summary=f"summary {i}",
-                    evidence={"n": i}, remediation=f"fix {i}" if st is Status.FAIL else None,
-                    duration_ms=1.5, address="10.96.86.83:3306")
+        CheckResult(
+            id=f"c{i}",
+            hop=hop,
+            status=st,
+            summary=f"summary {i}",
+            evidence={"n": i},
+            remediation=f"fix {i}" if st is Status.FAIL else None,
+            duration_ms=1.5,
+            address="10.96.86.83:3306",
+        )
         for i, (hop, st) in enumerate(statuses)
     )
-    return Report(target={"service": "mysql-read", "namespace": "default",
-                          "fqdn": "mysql-read.default.svc.cluster.local.", "port": 3306},
-                  results=results, reachable=reachable, duration_ms=12.0)
+    return Report(
+        target={
+            "service": "mysql-read",
+            "namespace": "default",
+            "fqdn": "mysql-read.default.svc.cluster.local.",
+            "port": 3306,
+        },
+        results=results,
+        reachable=reachable,
+        duration_ms=12.0,
+    )
 
 
 def test_json_document_has_the_v1_shape():
-    report = _report([(Hop.CLIENT, Status.PASS), (Hop.DNS, Status.FAIL),
-                      (Hop.SERVICE, Status.SKIP)])
+    report = _report(
+        [(Hop.CLIENT, Status.PASS), (Hop.DNS, Status.FAIL), (Hop.SERVICE, Status.SKIP)]
+    )
     doc = json.loads(render_json(report))
     assert doc["schema"] == "k8sreach.doctor/v1"
-    assert doc["target"] == {"service": "mysql-read", "namespace": "default",
-                             "fqdn": "mysql-read.default.svc.cluster.local.", "port": 3306}
+    assert doc["target"] == {
+        "service": "mysql-read",
+        "namespace": "default",
+        "fqdn": "mysql-read.default.svc.cluster.local.",
+        "port": 3306,
+    }
     assert doc["reachable"] is False
     assert doc["first_failure"] == "c1"
     assert doc["duration_ms"] == 12.0

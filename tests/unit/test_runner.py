@@ -37,8 +37,9 @@ class Connector(Check):
     provides = (facts.REACHABLE,)
 
     def run(self, ctx):
-        return passed(f"to {ctx.fact(facts.ADDRESS)}:{ctx.fact(facts.PORT)}",
-                      facts={facts.REACHABLE: True})
+        return passed(
+            f"to {ctx.fact(facts.ADDRESS)}:{ctx.fact(facts.PORT)}", facts={facts.REACHABLE: True}
+        )
 
 
 class Sleeper(Check):
@@ -119,8 +120,10 @@ def test_a_hanging_check_costs_the_deadline_not_more():
 
 
 def test_independent_checks_run_concurrently():
-    slow = [type(f"Slow{i}", (Resolver,), {"id": f"slow{i}", "delay": 0.3, "provides": ()})()
-            for i in range(5)]
+    slow = [
+        type(f"Slow{i}", (Resolver,), {"id": f"slow{i}", "delay": 0.3, "provides": ()})()
+        for i in range(5)
+    ]
     start = time.monotonic()
     report = runner.run(slow, Settings(), TARGET)
     assert time.monotonic() - start < 0.9
