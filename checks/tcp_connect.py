@@ -84,6 +84,14 @@ class TcpConnect(Check):
     order = 900
     needs = (facts.ADDRESS, facts.PORT)
     provides = (facts.REACHABLE,)
+    explained_by = (
+        "route-present",
+        "gateway-forwarding",
+        "bgp-peer-established",
+        "kube-proxy-rules",
+        "service-exists",
+        "endpoints-ready",
+    )
 
     def run(self, ctx: RunContext) -> Finding:
         address = ctx.fact(facts.ADDRESS)

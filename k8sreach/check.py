@@ -7,7 +7,10 @@ A check is a class registered in the entry-point group `k8sreach.checks`. It dec
 - `needs`: facts it cannot run without (`address`, `port`, `gateway`): when a fact is still
   unknown after every check that could provide it has finished, the check is `skip`;
 - `wants`: facts it uses when known; the check waits for their providers but runs anyway;
-- `provides`: facts its finding may publish for later checks.
+- `provides`: facts its finding may publish for later checks;
+- `explained_by`: checks whose failure explains a failure of this one (a timeout to the
+  ClusterIP is explained by a missing route); the report then marks this one `caused_by`
+  the earliest of them that failed, so one fault reads as one fault.
 
 `run(ctx)` returns a Finding. Raising is allowed: the runner reports it as `error`.
 The class docstring's first line is the description `k8sreach checks` shows.
@@ -28,6 +31,9 @@ ADDRESSES = "addresses"  # every address DNS or the API gave
 PORT = "port"  # the port number to probe
 GATEWAY = "gateway"  # access to the gateway: a k8sreach.remote.Host
 REACHABLE = "reachable"  # True once the Service answered on its port
+CLUSTER = "cluster"  # a kubeconfig is in play: ctx.cluster() gives the API access
+SERVICE = "service"  # the Service object as the API returned it (a dict)
+ENDPOINTS = "endpoints"  # endpoint addresses behind the Service ("ip:port" strings)
 
 
 class Check:
@@ -39,6 +45,7 @@ class Check:
     needs: ClassVar[tuple[str, ...]] = ()
     wants: ClassVar[tuple[str, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
+    explained_by: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def description(cls) -> str:

@@ -31,8 +31,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 LOG = logging.getLogger(__name__)
 
-ERROR_KINDS = ("unreachable", "unauthorized", "forbidden", "notfound", "timeout", "config",
-               "other")
+ERROR_KINDS = ("unreachable", "unauthorized", "forbidden", "notfound", "timeout", "config", "other")
 DEFAULT_TIMEOUT = 5.0
 REDACTED = "[REDACTED]"
 CALICO_GROUP_VERSIONS = ("crd.projectcalico.org/v1", "projectcalico.org/v3")
@@ -128,8 +127,9 @@ class _Call:
         return text
 
 
-def kubeconfig_paths(path: str | os.PathLike[str] | None = None,
-                     environ: Mapping[str, str] | None = None) -> list[Path]:
+def kubeconfig_paths(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> list[Path]:
     """Return the kubeconfig files to read, in kubectl's order and precedence."""
     env = os.environ if environ is None else environ
     if path is not None:
@@ -142,19 +142,24 @@ def kubeconfig_paths(path: str | os.PathLike[str] | None = None,
         entries = [Path(p).expanduser() for p in listed.split(os.pathsep) if p]
         found = [p for p in entries if p.is_file()]  # kubectl skips missing entries too
         if not found:
-            raise ClusterError("config", "none of the kubeconfig files in KUBECONFIG exist: "
-                               + ", ".join(str(p) for p in entries))
+            raise ClusterError(
+                "config",
+                "none of the kubeconfig files in KUBECONFIG exist: "
+                + ", ".join(str(p) for p in entries),
+            )
         return list(dict.fromkeys(found))
     default = Path("~/.kube/config").expanduser()
     if not default.is_file():
-        raise ClusterError("config", f"no kubeconfig: {default} does not exist and KUBECONFIG "
-                           "is not set; pass --kubeconfig")
+        raise ClusterError(
+            "config",
+            f"no kubeconfig: {default} does not exist and KUBECONFIG is not set; pass --kubeconfig",
+        )
     return [default]
 
 
 def _read_kubeconfig(path: Path) -> dict[str, Any] | None:
     """Return one kubeconfig's content, None if empty; a config ClusterError if malformed."""
-    import yaml  # a dependency of the kubernetes client
+    import yaml  # type: ignore[import-untyped]  # comes with the kubernetes client
 
     try:
         content = yaml.safe_load(path.read_text())
@@ -165,13 +170,25 @@ def _read_kubeconfig(path: Path) -> dict[str, Any] | None:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ClusterError("config", f"kubeconfig {path} is not valid YAML{where}: "
-                           f"{problem}") from None
+        raise ClusterError(
+            "config", f"kubeconfig {path} is not valid YAML{where}: {problem}"
+        ) from None
     if content is None:
         return None
     if not isinstance(content, dict):
-        raise ClusterError("config", f"kubeconfig {path} is not a kubeconfig (no mapping at "
-                           "its top level)")
+        raise ClusterError(
+            "config", f"kubeconfig {path} is not a kubeconfig (no mapping at its top level)"
+        )
+    for section in ("clusters", "users", "contexts"):
+        entries = content.get(section) or []
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get(section[:-1]) or {}, dict) for e in entries
+        ):
+            raise ClusterError(
+                "config",
+                f"kubeconfig {path} is malformed: {section} must be a list of entries, each "
+                f"with a name and a {section[:-1]} mapping",
+            )
     return content
 
 
@@ -190,8 +207,11 @@ def _pem_lines(data: str) -> list[str]:
         text = base64.b64decode(data, validate=False).decode("ascii", "replace")
     except (binascii.Error, ValueError):
         return []
-    return [line.strip() for line in text.splitlines()
-            if len(line.strip()) >= 16 and not line.startswith("-----")]
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if len(line.strip()) >= 16 and not line.startswith("-----")
+    ]
 
 
 def _kubeconfig_secrets(configs: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -245,8 +265,17 @@ def _one_line(text: str) -> str:
 class ClusterAccess:
     """Read-only access to one cluster's API through the kubernetes client."""
 
-    def __init__(self, api_client: Any, *, server: str, context: str, user: str | None,
-                 namespace: str, timeout: float, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        server: str,
+        context: str,
+        user: str | None,
+        namespace: str,
+        timeout: float,
+        secrets: Iterable[str] = (),
+    ) -> None:
         if timeout <= 0:
             raise ValueError("the API timeout must be positive")
         self._api = api_client
@@ -259,67 +288,95 @@ class ClusterAccess:
         self._calico_group_version: str | None = None
 
     @classmethod
-    def from_kubeconfig(cls, path: str | os.PathLike[str] | None = None,
-                        context: str | None = None,
-                        timeout: float = DEFAULT_TIMEOUT) -> ClusterAccess:
+    def from_kubeconfig(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> ClusterAccess:
         """Return access through the kubeconfig kubectl would use, or raise ClusterError."""
         paths = kubeconfig_paths(path)
         loaded = [(p, c) for p in paths if (c := _read_kubeconfig(p)) is not None]
         if not loaded:
-            raise ClusterError("config", "kubeconfig " + ", ".join(map(str, paths))
-                               + " is empty")
+            raise ClusterError("config", "kubeconfig " + ", ".join(map(str, paths)) + " is empty")
         files = [p for p, _ in loaded]
         configs = [c for _, c in loaded]
         where = ", ".join(map(str, files))
         secrets = _kubeconfig_secrets(configs)
 
-        chosen = context or next((c["current-context"] for c in configs
-                                  if isinstance(c.get("current-context"), str)
-                                  and c["current-context"]), None)
+        chosen = context or next(
+            (
+                c["current-context"]
+                for c in configs
+                if isinstance(c.get("current-context"), str) and c["current-context"]
+            ),
+            None,
+        )
         contexts = _named(configs, "contexts")
         known = ", ".join(sorted(contexts)) or "none"
         if not chosen:
-            raise ClusterError("config", f"kubeconfig {where} sets no current-context; pass "
-                               f"--context (contexts: {known})")
+            raise ClusterError(
+                "config",
+                f"kubeconfig {where} sets no current-context; pass --context (contexts: {known})",
+            )
         if chosen not in contexts:
-            raise ClusterError("config", f'context "{chosen}" is not in kubeconfig {where} '
-                               f"(contexts: {known})")
+            raise ClusterError(
+                "config", f'context "{chosen}" is not in kubeconfig {where} (contexts: {known})'
+            )
         entry = contexts[chosen]
         cluster_name = entry.get("cluster")
         cluster = _named(configs, "clusters").get(str(cluster_name))
         if cluster is None:
-            raise ClusterError("config", f'context "{chosen}" names cluster "{cluster_name}", '
-                               f"which kubeconfig {where} does not define")
+            raise ClusterError(
+                "config",
+                f'context "{chosen}" names cluster "{cluster_name}", '
+                f"which kubeconfig {where} does not define",
+            )
         if not cluster.get("server"):
-            raise ClusterError("config", f'cluster "{cluster_name}" in kubeconfig {where} has '
-                               "no server")
+            raise ClusterError(
+                "config", f'cluster "{cluster_name}" in kubeconfig {where} has no server'
+            )
 
         api_client = cls._load_client(files, chosen, secrets, where)
         api_key = api_client.configuration.api_key.get("BearerToken", "")
-        for word in str(api_key).split():  # "Bearer <token>" or "Basic <user:password>"
-            secrets.add(word)
-        return cls(api_client, server=str(cluster["server"]).rstrip("/"), context=chosen,
-                   user=entry.get("user"), namespace=str(entry.get("namespace") or "default"),
-                   timeout=timeout, secrets=secrets)
+        scheme, _, credential = str(api_key).partition(" ")  # "Bearer <token>", "Basic <b64>"
+        if credential.strip():
+            secrets.add(credential.strip())
+        elif scheme:
+            secrets.add(scheme)
+        return cls(
+            api_client,
+            server=str(cluster["server"]).rstrip("/"),
+            context=chosen,
+            user=entry.get("user"),
+            namespace=str(entry.get("namespace") or "default"),
+            timeout=timeout,
+            secrets=secrets,
+        )
 
     @staticmethod
-    def _load_client(files: Sequence[Path], context: str, secrets: Iterable[str],
-                     where: str) -> Any:
+    def _load_client(
+        files: Sequence[Path], context: str, secrets: Iterable[str], where: str
+    ) -> Any:
         from kubernetes import client
         from kubernetes import config as kube_config
 
         with _logger_levels_kept("urllib3", "client"):
             configuration = client.Configuration()
             try:
-                kube_config.load_kube_config(config_file=os.pathsep.join(map(str, files)),
-                                             context=context, client_configuration=configuration,
-                                             persist_config=False)
+                kube_config.load_kube_config(
+                    config_file=os.pathsep.join(map(str, files)),
+                    context=context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
             # The loader raises ConfigException, but also KeyError, TypeError or ValueError
             # (bad base64) for malformed entries; all of them mean "fix the kubeconfig".
             except Exception as exc:
                 message = redact(_one_line(str(exc)), secrets)
-                raise ClusterError("config", f"cannot use kubeconfig {where}: "
-                                   f"{type(exc).__name__}: {message}") from None
+                if isinstance(exc, binascii.Error):
+                    message = f"bad base64 data ({message})"
+                raise ClusterError("config", f"cannot use kubeconfig {where}: {message}") from None
             # One attempt per call: the timeout is the whole budget (urllib3 retries 3 times
             # by default, which would make an unreachable server cost four timeouts).
             configuration.retries = 0
@@ -337,8 +394,10 @@ class ClusterAccess:
         return redact(text, self._secrets)
 
     def __repr__(self) -> str:
-        return (f"ClusterAccess(server={self.server!r}, context={self.context!r}, "
-                f"user={self.user!r}, namespace={self.namespace!r}, timeout={self.timeout!r})")
+        return (
+            f"ClusterAccess(server={self.server!r}, context={self.context!r}, "
+            f"user={self.user!r}, namespace={self.namespace!r}, timeout={self.timeout!r})"
+        )
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -358,8 +417,9 @@ class ClusterAccess:
 
     def get_service(self, namespace: str, name: str) -> dict[str, Any]:
         """Return one Service."""
-        return self._get(_core(namespace, "services", name),
-                         _Call("get", "services", namespace, name))
+        return self._get(
+            _core(namespace, "services", name), _Call("get", "services", namespace, name)
+        )
 
     def list_services(self, namespace: str) -> list[dict[str, Any]]:
         """Return the Services of a namespace."""
@@ -367,21 +427,26 @@ class ClusterAccess:
 
     def get_endpoints(self, namespace: str, name: str) -> dict[str, Any]:
         """Return the v1 Endpoints of one Service."""
-        return self._get(_core(namespace, "endpoints", name),
-                         _Call("get", "endpoints", namespace, name))
+        return self._get(
+            _core(namespace, "endpoints", name), _Call("get", "endpoints", namespace, name)
+        )
 
     def list_endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
         """Return the EndpointSlices of one Service (by its kubernetes.io/service-name label)."""
         path = f"/apis/discovery.k8s.io/v1/namespaces/{_seg(namespace)}/endpointslices"
-        return self._items(path, _Call("list", "endpointslices", namespace),
-                           [("labelSelector", f"kubernetes.io/service-name={service}")])
+        return self._items(
+            path,
+            _Call("list", "endpointslices", namespace),
+            [("labelSelector", f"kubernetes.io/service-name={service}")],
+        )
 
     def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
         """Return the Pods of a namespace whose labels match every key=value of the selector
         (an empty selector matches every Pod, as in the API)."""
         query = [("labelSelector", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))]
-        return self._items(_core(namespace, "pods"), _Call("list", "pods", namespace),
-                           query if selector else [])
+        return self._items(
+            _core(namespace, "pods"), _Call("list", "pods", namespace), query if selector else []
+        )
 
     def list_nodes(self) -> list[dict[str, Any]]:
         """Return every Node."""
@@ -399,8 +464,10 @@ class ClusterAccess:
     def list_ingresses(self, namespace: str | None = None) -> list[dict[str, Any]]:
         """Return the Ingresses of a namespace, or of all namespaces for None."""
         if namespace is None:
-            return self._items("/apis/networking.k8s.io/v1/ingresses",
-                               _Call("list", "ingresses", all_namespaces=True))
+            return self._items(
+                "/apis/networking.k8s.io/v1/ingresses",
+                _Call("list", "ingresses", all_namespaces=True),
+            )
         path = f"/apis/networking.k8s.io/v1/namespaces/{_seg(namespace)}/ingresses"
         return self._items(path, _Call("list", "ingresses", namespace))
 
@@ -408,8 +475,11 @@ class ClusterAccess:
         """Return Calico's CalicoNodeStatus objects: from the CRD crd.projectcalico.org/v1,
         else from projectcalico.org/v3 (the Calico API server); notfound if neither exists."""
         call = _Call("list", "caliconodestatuses")
-        versions = ([self._calico_group_version] if self._calico_group_version
-                    else list(CALICO_GROUP_VERSIONS))
+        versions = (
+            [self._calico_group_version]
+            if self._calico_group_version
+            else list(CALICO_GROUP_VERSIONS)
+        )
         for group_version in versions:
             try:
                 items = self._items(f"/apis/{group_version}/caliconodestatuses", call)
@@ -419,30 +489,40 @@ class ClusterAccess:
                 raise
             self._calico_group_version = group_version
             return items
-        raise ClusterError("notfound", f"the API server at {self.server} serves no "
-                           "CalicoNodeStatus (neither " + " nor ".join(CALICO_GROUP_VERSIONS)
-                           + "): Calico is not installed, or keeps its data elsewhere (etcd)",
-                           verb="list", resource="caliconodestatuses", code=404,
-                           server_message=_NO_SUCH_PATH)
+        raise ClusterError(
+            "notfound",
+            f"the API server at {self.server} serves no "
+            "CalicoNodeStatus (neither "
+            + " nor ".join(CALICO_GROUP_VERSIONS)
+            + "): Calico is not installed, or keeps its data elsewhere (etcd)",
+            verb="list",
+            resource="caliconodestatuses",
+            code=404,
+            server_message=_NO_SUCH_PATH,
+        )
 
     # -- transport -----------------------------------------------------------------------------
 
-    def _items(self, path: str, call: _Call,
-               query: Sequence[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+    def _items(
+        self, path: str, call: _Call, query: Sequence[tuple[str, str]] = ()
+    ) -> list[dict[str, Any]]:
         body = self._get(path, call, query)
         items = body.get("items")
         return list(items) if isinstance(items, list) else []
 
-    def _get(self, path: str, call: _Call,
-             query: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    def _get(self, path: str, call: _Call, query: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
         started = time.monotonic()
         try:
             request = self._api.param_serialize(
-                "GET", path, query_params=list(query), header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"])
+                "GET",
+                path,
+                query_params=list(query),
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
             response = self._api.call_api(*request, _request_timeout=self.timeout)
             data = response.read()
         except ApiException as exc:  # the REST layer wraps a TLS failure as status 0
@@ -452,9 +532,12 @@ class ClusterAccess:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._transport_error(exc, call) from None
         finally:
-            LOG.debug("GET %s%s took %.3f s", path,
-                      "?" + "&".join(f"{k}={v}" for k, v in query) if query else "",
-                      time.monotonic() - started)
+            LOG.debug(
+                "GET %s%s took %.3f s",
+                path,
+                "?" + "&".join(f"{k}={v}" for k, v in query) if query else "",
+                time.monotonic() - started,
+            )
         if not 200 <= response.status < 300:
             raise self._status_error(response.status, data, call)
         try:
@@ -462,16 +545,34 @@ class ClusterAccess:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise self._error("other", f"the API server at {self.server} answered {call.describe()}"
-                              " with something that is not a JSON object", call,
-                              code=response.status)
+            raise self._error(
+                "other",
+                f"the API server at {self.server} answered {call.describe()}"
+                " with something that is not a JSON object",
+                call,
+                code=response.status,
+            )
         return body
 
-    def _error(self, kind: str, message: str, call: _Call, *, code: int | None = None,
-               server_message: str | None = None) -> ClusterError:
-        return ClusterError(kind, self.redact(_one_line(message)), verb=call.verb,
-                            resource=call.resource, namespace=call.namespace, name=call.name,
-                            code=code, server_message=server_message)
+    def _error(
+        self,
+        kind: str,
+        message: str,
+        call: _Call,
+        *,
+        code: int | None = None,
+        server_message: str | None = None,
+    ) -> ClusterError:
+        return ClusterError(
+            kind,
+            self.redact(_one_line(message)),
+            verb=call.verb,
+            resource=call.resource,
+            namespace=call.namespace,
+            name=call.name,
+            code=code,
+            server_message=server_message,
+        )
 
     def _status_error(self, code: int, data: bytes, call: _Call) -> ClusterError:
         try:
@@ -483,27 +584,47 @@ class ClusterAccess:
             said = self.redact(_one_line(status["message"]))
         reason = (status.get("reason") if isinstance(status, dict) else None) or ""
         if code == 401:
-            who = f'user "{self.user}" of context "{self.context}"' if self.user else (
-                f'context "{self.context}"')
-            return self._error("unauthorized", f"the API server at {self.server} refused the "
-                               f"credentials of {who} (401 Unauthorized): they may have expired;"
-                               " renew them (log in again, or get a fresh token or certificate)"
-                               " and retry", call, code=code, server_message=said)
+            who = (
+                f'user "{self.user}" of context "{self.context}"'
+                if self.user
+                else (f'context "{self.context}"')
+            )
+            return self._error(
+                "unauthorized",
+                f"the API server at {self.server} refused the "
+                f"credentials of {who} (401 Unauthorized): they may have expired;"
+                " renew them (log in again, or get a fresh token or certificate)"
+                " and retry",
+                call,
+                code=code,
+                server_message=said,
+            )
         if code == 403:
-            return self._error("forbidden", f"not allowed to {call.describe()} (403 Forbidden)"
-                               + (f": {said}" if said else ""), call, code=code,
-                               server_message=said)
+            return self._error(
+                "forbidden",
+                f"not allowed to {call.describe()} (403 Forbidden)" + (f": {said}" if said else ""),
+                call,
+                code=code,
+                server_message=said,
+            )
         if code == 404:
             if said == _NO_SUCH_PATH or not said:
-                message = (f"the API server at {self.server} does not serve {call.resource}: "
-                           f"{said or 'not found'}")
+                message = (
+                    f"the API server at {self.server} does not serve {call.resource}: "
+                    f"{said or 'not found'}"
+                )
             else:
                 message = said + (f" in namespace {call.namespace}" if call.namespace else "")
             return self._error("notfound", message, call, code=code, server_message=said)
         phrase = reason or "error"
-        return self._error("other", f"the API server at {self.server} answered {code} {phrase} "
-                           f"to {call.describe()}" + (f": {said}" if said else ""), call,
-                           code=code, server_message=said)
+        return self._error(
+            "other",
+            f"the API server at {self.server} answered {code} {phrase} "
+            f"to {call.describe()}" + (f": {said}" if said else ""),
+            call,
+            code=code,
+            server_message=said,
+        )
 
     def _transport_error(self, exc: BaseException, call: _Call) -> ClusterError:
         import urllib3
@@ -512,35 +633,65 @@ class ClusterAccess:
         budget = f"{self.timeout:g} s"
         if isinstance(exc, errors.NameResolutionError):
             host = urlsplit(self.server).hostname
-            return self._error("unreachable", f"cannot reach the API server at {self.server}: "
-                               f"the name {host} does not resolve ({call.describe()})", call)
+            return self._error(
+                "unreachable",
+                f"cannot reach the API server at {self.server}: "
+                f"the name {host} does not resolve ({call.describe()})",
+                call,
+            )
         if isinstance(exc, errors.NewConnectionError):
-            return self._error("unreachable", f"cannot reach the API server at {self.server}: "
-                               f"{_os_reason(exc)} ({call.describe()})", call)
+            return self._error(
+                "unreachable",
+                f"cannot reach the API server at {self.server}: "
+                f"{_os_reason(exc)} ({call.describe()})",
+                call,
+            )
         if isinstance(exc, errors.ConnectTimeoutError):
-            return self._error("unreachable", f"cannot reach the API server at {self.server}: "
-                               f"no connection within {budget} ({call.describe()})", call)
+            return self._error(
+                "unreachable",
+                f"cannot reach the API server at {self.server}: "
+                f"no connection within {budget} ({call.describe()})",
+                call,
+            )
         if isinstance(exc, errors.SSLError):
             return self._tls_error(str(exc), call)
         if isinstance(exc, (errors.TimeoutError, TimeoutError)):
-            return self._error("timeout", f"the API server at {self.server} did not answer "
-                               f"within {budget} ({call.describe()})", call)
+            return self._error(
+                "timeout",
+                f"the API server at {self.server} did not answer "
+                f"within {budget} ({call.describe()})",
+                call,
+            )
         if isinstance(exc, errors.ProxyError):
-            return self._error("unreachable", f"cannot reach the API server at {self.server} "
-                               f"through the proxy: {_os_reason(exc)}", call)
-        return self._error("unreachable", f"the connection to the API server at {self.server} "
-                           f"failed: {_os_reason(exc)} ({call.describe()})", call)
+            return self._error(
+                "unreachable",
+                f"cannot reach the API server at {self.server} "
+                f"through the proxy: {_os_reason(exc)}",
+                call,
+            )
+        return self._error(
+            "unreachable",
+            f"the connection to the API server at {self.server} "
+            f"failed: {_os_reason(exc)} ({call.describe()})",
+            call,
+        )
 
     def _tls_error(self, reason: str, call: _Call) -> ClusterError:
         text = _one_line(reason).removeprefix("SSLError ")
-        return self._error("other", f"TLS with the API server at {self.server} failed: {text}; "
-                           "check the cluster's certificate-authority in the kubeconfig", call)
+        return self._error(
+            "other",
+            f"TLS with the API server at {self.server} failed: {text}; "
+            "check the cluster's certificate-authority in the kubeconfig",
+            call,
+        )
 
 
 def _os_reason(exc: BaseException) -> str:
     """Return the operating system's words for a failure ('connection refused'), if any."""
     seen: BaseException | None = exc
-    while seen is not None:
+    for _ in range(10):  # exception chains are short; the bound only guards against a loop
+        if seen is None:
+            break
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror[0].lower() + seen.strerror[1:]
         seen = seen.__cause__ or seen.__context__

@@ -12,6 +12,7 @@ from k8sreach.result import CheckResult
 from k8sreach.target import Target
 
 if TYPE_CHECKING:
+    from k8sreach.cluster import ClusterAccess
     from k8sreach.remote import Host
 
 LOG = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class RunContext:
         self._gateway_error: Unavailable | None = None
         self._gateway_lock = threading.Lock()
         self._closers: list[Any] = []
+        self._cluster: ClusterAccess | None = None
+        self._cluster_error: Unavailable | None = None
+        self._cluster_lock = threading.Lock()
 
     # Facts and results -------------------------------------------------------------------
 
@@ -115,9 +119,52 @@ class RunContext:
             self._gateway = host
             return host
 
+    # Cluster API ---------------------------------------------------------------------------
+
+    @property
+    def cluster_configured(self) -> bool:
+        """True when a kubeconfig is in play: --kubeconfig, KUBECONFIG, or ~/.kube/config."""
+        return cluster_configured(self.settings)
+
+    def cluster(self) -> ClusterAccess:
+        """The API access of this run, built once; Unavailable (a skip) when there is none."""
+        if not self.cluster_configured:
+            raise Unavailable(
+                "no kubeconfig: give --kubeconfig FILE (or set KUBECONFIG) to compare with the "
+                "cluster's API"
+            )
+        with self._cluster_lock:
+            if self._cluster is not None:
+                return self._cluster
+            if self._cluster_error is not None:
+                raise self._cluster_error
+            from k8sreach.cluster import ClusterAccess, ClusterError
+
+            try:
+                access = ClusterAccess.from_kubeconfig(
+                    self.settings.kubeconfig, self.settings.context, timeout=self.probe_timeout()
+                )
+            except ClusterError as exc:
+                self._cluster_error = Unavailable(f"cluster API not used: {exc}")
+                raise self._cluster_error from None
+            self._closers.append(access)
+            self._cluster = access
+            return access
+
     def close(self) -> None:
         for closer in self._closers:
             try:
                 closer.close()
             except Exception:  # closing must never hide the run's own result
                 LOG.debug("closing %r failed", closer, exc_info=True)
+
+
+def cluster_configured(settings: Settings) -> bool:
+    import os
+    from pathlib import Path
+
+    return bool(
+        settings.kubeconfig
+        or os.environ.get("KUBECONFIG")
+        or Path("~/.kube/config").expanduser().is_file()
+    )

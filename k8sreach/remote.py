@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 LOG = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ _SSH_ERROR_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.I,
         ),
     ),
-    ("timeout", re.compile(r"timed out", re.I)),
+    ("timeout", re.compile(r"timed out|Timeout, server .* not responding", re.I)),
     (
         "unreachable",
         re.compile(r"No route to host|Network is unreachable|Host is unreachable", re.I),
@@ -244,21 +244,34 @@ _SSH_ERROR_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+def _classify(stderr: str) -> tuple[str, str] | None:
+    """Return (kind, the line that shows it) for ssh's messages, or None if none is known."""
+    lines = [
+        line.strip()
+        for line in stderr.replace("\r\n", "\n").splitlines()
+        if line.strip() and not line.startswith("debug")
+    ]
+    for kind, pattern in _SSH_ERROR_PATTERNS:
+        for line in lines:
+            if pattern.search(line):
+                return kind, line
+    return None
+
+
 def classify_ssh_error(stderr: str) -> str | None:
     """Return the AccessError kind ssh's messages point to, or None when none is recognised."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("debug")]
-    text = "\n".join(lines)
-    for kind, pattern in _SSH_ERROR_PATTERNS:
-        if pattern.search(text):
-            return kind
-    return None
+    found = _classify(stderr)
+    return found[0] if found else None
 
 
 def _access_error(dest: str, stderr: str, waited: float) -> AccessError:
     """Return the AccessError a user can act on for ssh's stderr when reaching dest failed."""
-    stderr = stderr.replace("\r\n", "\n")  # ssh ends some messages with CRLF
-    kind = classify_ssh_error(stderr) or "other"
-    said = _last_line("\n".join(ln for ln in stderr.splitlines() if not ln.startswith("debug")))
+    # ssh ends some messages with CRLF; debug lines are for the verbose log, not the error.
+    detail = "\n".join(
+        line.rstrip("\r") for line in stderr.splitlines() if not line.startswith("debug")
+    ).strip()
+    kind, said = _classify(detail) or ("other", _last_line(detail))
+    said = said.rstrip(".")
     tried = f"ssh {dest}"
     advice = {
         "refused": (
@@ -285,7 +298,7 @@ def _access_error(dest: str, stderr: str, waited: float) -> AccessError:
         "config": f"{tried}: ssh rejected the setup ({said}); fix the destination or options",
         "other": f"{tried} failed ({said or 'no message from ssh'}); run with --verbose",
     }[kind]
-    return AccessError(kind, advice, detail=stderr.strip())
+    return AccessError(kind, advice, detail=detail)
 
 
 # Running processes ----------------------------------------------------------------------
@@ -472,7 +485,7 @@ class _CommandHost:
     def close(self) -> None:
         """Release what the host holds."""
 
-    def __enter__(self) -> _CommandHost:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -507,10 +520,16 @@ class _Master:
         self.directory = directory
         self.socket = os.path.join(directory, "cm")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = os.path.join(directory, "master.log")
+        self.log_offset = 0
         self._stopped = False
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None and not self._stopped
+
+    def messages(self) -> str:
+        """Return what the master wrote to its log since it started."""
+        return _read_from(self.log_path, self.log_offset)
 
     def stop(self) -> None:
         """Ask the master to exit, kill it if it does not, and remove the private directory."""
@@ -580,7 +599,7 @@ class SshHost(_CommandHost):
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_PARALLEL_SESSIONS)
         self._master: _Master | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[], SshHost] | None = None
         self._closed = False
         self._has_timeout: bool | None = None  # whether the gateway has timeout(1)
 
@@ -638,10 +657,12 @@ class SshHost(_CommandHost):
         master = _Master(ssh, self.dest, _private_dir())
         self._master = master
         self._finalizer = weakref.finalize(self, master.stop)
+        deadline = time.monotonic() + limit
         try:
             self._start_master(master, limit)
             if self._has_timeout is None:
-                self._has_timeout = self._probe_timeout_tool(master, limit)
+                left = max(0.5, deadline - time.monotonic())
+                self._has_timeout = self._probe_timeout_tool(master, left)
         except BaseException:
             self._stop_master()
             raise
@@ -650,14 +671,20 @@ class SshHost(_CommandHost):
         """Start the master and wait until its control socket exists or it gives up."""
         log_level = "DEBUG1" if self.verbose_log is not None else "ERROR"
         cmd = [master.ssh, "-N", *self._ssh_options("yes", master.socket, log_level), self.dest]
-        log_path = os.fspath(self.verbose_log or os.path.join(master.directory, "master.log"))
+        if self.verbose_log is not None:
+            master.log_path = os.fspath(self.verbose_log)
         LOG.debug("%s: connect: %s", self.label, shlex.join(cmd))
         start = time.monotonic()
-        with open(log_path, "ab") as log:
-            offset = log.tell()
-            master.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
-            )
+        try:
+            with open(master.log_path, "ab") as log:
+                master.log_offset = log.tell()
+                master.proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+                )
+        except OSError as exc:
+            raise AccessError(
+                "config", f"cannot start ssh with its log in {master.log_path}: {exc}"
+            ) from exc
         failure: str | None = None
         pause = 0.005
         while True:
@@ -681,7 +708,7 @@ class SshHost(_CommandHost):
         if failure == "deadline":
             master.proc.kill()
             master.proc.wait(_CLOSE_WAIT)
-        stderr = _read_from(log_path, offset)
+        stderr = master.messages()
         LOG.debug(
             "%s: master connection failed after %.1f ms: %s",
             self.label,
@@ -758,8 +785,13 @@ class SshHost(_CommandHost):
         _log_result(self.label, result)
         # 255 is ssh's own failure; a remote program rarely exits with it, so only a message
         # ssh is known to print turns it into an AccessError.
-        if result.returncode == 255 and classify_ssh_error(result.err_text) is not None:
-            raise _access_error(self.dest, result.err_text, timeout)
+        if result.returncode == 255:
+            if not master.alive():
+                # The connection itself ended (gateway gone, keepalives unanswered): the
+                # master's log says why.
+                raise _access_error(self.dest, master.messages() + result.err_text, timeout)
+            if classify_ssh_error(result.err_text) is not None:
+                raise _access_error(self.dest, result.err_text, timeout)
         return result
 
     def close(self) -> None:
@@ -768,7 +800,7 @@ class SshHost(_CommandHost):
             self._closed = True
             self._stop_master()
 
-    def __enter__(self) -> SshHost:
+    def __enter__(self) -> Self:
         self.connect()
         return self
 
@@ -781,12 +813,13 @@ def _with_total_time(result: CommandResult, start: float) -> CommandResult:
     )
 
 
-def _read_from(path: str, offset: int) -> str:
-    """Return the text appended to path since offset ('' when it cannot be read)."""
+def _read_from(path: str, offset: int, limit: int = 1 << 16) -> str:
+    """Return the last `limit` bytes appended to path since offset ('' if it cannot be read)."""
     try:
         with open(path, "rb") as handle:
-            handle.seek(offset)
-            data: bytes = handle.read(1 << 16)
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(offset, size - limit))
+            data: bytes = handle.read(limit)
     except OSError:
         return ""
     return data.decode("utf-8", "replace")

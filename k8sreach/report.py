@@ -59,7 +59,7 @@ def render_table(report: Report) -> str:
     rows = []
     for r in report.results:
         detail = r.summary
-        if r.caused_by:
+        if r.caused_by and r.caused_by not in detail:
             detail = f"{detail} (caused by {r.caused_by})"
         rows.append(
             [

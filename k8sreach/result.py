@@ -96,7 +96,9 @@ class Report:
 
     @property
     def first_failure(self) -> CheckResult | None:
-        return next((r for r in self.results if r.status is Status.FAIL), None)
+        """The earliest failure on the path that no other failure explains: the root cause."""
+        failures = [r for r in self.results if r.status is Status.FAIL]
+        return next((r for r in failures if not r.caused_by), failures[0] if failures else None)
 
     @property
     def exit_code(self) -> int:

@@ -7,11 +7,12 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from k8sreach import check as facts
 from k8sreach.check import Check
 from k8sreach.config import Settings
-from k8sreach.context import RunContext, Unavailable
+from k8sreach.context import RunContext, Unavailable, cluster_configured
 from k8sreach.result import CheckResult, Finding, Report, Status
 from k8sreach.target import Target
 
@@ -29,6 +30,8 @@ def _seed(settings: Settings, target: Target) -> dict[str, object]:
         seeded[facts.PORT] = target.port
     if settings.ssh or settings.on_gateway:
         seeded[facts.GATEWAY] = True
+    if cluster_configured(settings):
+        seeded[facts.CLUSTER] = True
     return seeded
 
 
@@ -57,6 +60,12 @@ def _missing_need(chk: Check, ctx: RunContext, plan: _Plan) -> Finding | None:
         if name == facts.GATEWAY:
             try:
                 ctx.gateway()
+            except Unavailable as exc:
+                return Finding(Status.SKIP, exc.reason)
+            continue
+        if name == facts.CLUSTER:
+            try:
+                ctx.cluster()
             except Unavailable as exc:
                 return Finding(Status.SKIP, exc.reason)
             continue
@@ -149,7 +158,7 @@ def run(
     finally:
         ctx.close()
 
-    results = tuple(r for c in plan.checks if (r := ctx.result(c.id)) is not None)
+    results = _attribute(plan, [r for c in plan.checks if (r := ctx.result(c.id)) is not None])
     return Report(
         target=target.as_dict(),
         results=results,
@@ -157,6 +166,25 @@ def run(
         duration_ms=round((time.monotonic() - ctx.started) * 1000, 1),
         load_errors=tuple(load_errors),
     )
+
+
+def _attribute(plan: _Plan, results: list[CheckResult]) -> tuple[CheckResult, ...]:
+    """Mark each failure that an earlier failure explains with `caused_by` (its root)."""
+    by_id = {c.id: c for c in plan.checks}
+    failed_ids = [r.id for r in results if r.status in (Status.FAIL, Status.ERROR)]
+    out: list[CheckResult] = []
+    roots: dict[str, str] = {}
+    for r in results:
+        chk = by_id[r.id]
+        if r.status is Status.FAIL and r.caused_by is None:
+            earlier = failed_ids[: failed_ids.index(r.id)]
+            cause = next((f for f in earlier if f in chk.explained_by), None)
+            if cause is not None:
+                r = replace(r, caused_by=roots.get(cause, cause))
+        if r.caused_by:
+            roots[r.id] = roots.get(r.caused_by, r.caused_by)
+        out.append(r)
+    return tuple(out)
 
 
 def _overdue(

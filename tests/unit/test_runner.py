@@ -135,3 +135,36 @@ def test_gateway_check_without_access_skips_saying_how_to_give_it():
     assert report.results[0].status is Status.SKIP
     assert report.results[0].summary.startswith("no access to the gateway: give --ssh DEST")
     assert report.exit_code == 0
+
+
+class RouteLike(Check):
+    """Fails first."""
+
+    id = "route-like"
+    hop = Hop.CLIENT
+
+    def run(self, ctx):
+        return failed("no route")
+
+
+class TimeoutLike(Connector):
+    """Fails because of the route."""
+
+    id = "timeout-like"
+    explained_by = ("route-like",)
+
+    def run(self, ctx):
+        return failed("timed out")
+
+
+def test_a_failure_explained_by_an_earlier_one_is_marked_caused_by_it():
+    report = runner.run([TimeoutLike(), RouteLike(), Resolver()], Settings(), TARGET)
+    timeout = next(r for r in report.results if r.id == "timeout-like")
+    assert timeout.status is Status.FAIL
+    assert timeout.caused_by == "route-like"
+    assert report.first_failure.id == "route-like"
+
+
+def test_an_unrelated_later_failure_stays_its_own_root_cause():
+    report = runner.run([Connector(), RouteLike(), Resolver()], Settings(), TARGET)
+    assert next(r for r in report.results if r.id == "connector").caused_by is None
