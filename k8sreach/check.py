@@ -13,7 +13,7 @@ A check is a class registered in the entry-point group `k8sreach.checks`. It dec
   the earliest of them that failed, so one fault reads as one fault.
 
 `run(ctx)` returns a Finding. Raising is allowed: the runner reports it as `error`.
-The class docstring's first line is the description `k8sreach checks` shows.
+The class docstring's first paragraph is the description `k8sreach checks` shows.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ class Check:
 
     @classmethod
     def description(cls) -> str:
+        """The docstring's first paragraph, on one line."""
         doc = (cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        return " ".join(doc.split("\n\n")[0].split())
 
     def run(self, ctx: RunContext) -> Finding:  # pragma: no cover - interface
         raise NotImplementedError

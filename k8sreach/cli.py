@@ -159,7 +159,10 @@ def list_checks() -> None:
     from k8sreach import plugins
 
     loaded = plugins.load()
-    rows = [[c.id, c.hop.value, c.description()] for c in loaded.checks]
+    import textwrap
+
+    rows = [[c.id, c.hop.value, "\n".join(textwrap.wrap(c.description(), 70))]
+            for c in loaded.checks]
     click.echo(tabulate(rows, headers=["ID", "HOP", "DESCRIPTION"], tablefmt="simple"))
     for err in loaded.errors:
         click.echo(f"warning: {err}", err=True)

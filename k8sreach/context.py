@@ -42,6 +42,8 @@ class RunContext:
         self._gateway_error: Unavailable | None = None
         self._gateway_lock = threading.Lock()
         self._closers: list[Any] = []
+        self._memo: dict[str, Any] = {}
+        self._memo_locks: dict[str, threading.Lock] = {}
         self._cluster: ClusterAccess | None = None
         self._cluster_error: Unavailable | None = None
         self._cluster_lock = threading.Lock()
@@ -68,6 +70,15 @@ class RunContext:
     def result(self, check_id: str) -> CheckResult | None:
         with self._lock:
             return self._results.get(check_id)
+
+    def memo(self, key: str, compute: Any) -> Any:
+        """compute() once per run for `key` (e.g. one iptables-save read shared by checks)."""
+        with self._lock:
+            lock = self._memo_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
 
     # Time --------------------------------------------------------------------------------
 

@@ -1,0 +1,241 @@
+"""The `kube-proxy-binary` check."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from checks import _gateway
+from k8sreach import check as facts
+from k8sreach.check import Check
+from k8sreach.context import RunContext
+from k8sreach.parsers.elf import ElfInfo, elf_matches_machine, parse_elf_header
+from k8sreach.parsers.errors import ParseError
+from k8sreach.parsers.kube_proxy import VersionRun, classify_version_run, execstart_argv
+from k8sreach.remote import AccessError, SshHost
+from k8sreach.result import Finding, Hop, Status, failed, passed
+
+UNIT_FILES = (
+    "/etc/systemd/system/kube-proxy.service",
+    "/run/systemd/system/kube-proxy.service",
+    "/lib/systemd/system/kube-proxy.service",
+    "/usr/lib/systemd/system/kube-proxy.service",
+)
+DROP_IN_DIR = "/etc/systemd/system/kube-proxy.service.d"
+_SHA = re.compile(r"^([0-9a-f]{64})\b")
+
+
+@dataclass(frozen=True)
+class Binary:
+    """What was read about the binary on the gateway."""
+
+    path: str
+    found_by: str
+    file_type: str | None  # "regular file", "directory", ... None when missing
+    mode: str | None
+    size: int | None
+    elf: ElfInfo | None
+    head: bytes
+    machine: str | None
+    sha256: str | None
+    version: VersionRun | None
+    expected_sha256: str | None
+    expected_from: str | None
+    reference_problem: str | None = None
+
+
+def _copy_fix(b: Binary, reference: str | None) -> str:
+    node = reference.split(":/", 1)[0] if reference else "<a node>"
+    src = f"{node}:{b.path}"
+    check = f"   # must print {b.expected_sha256}" if b.expected_sha256 else \
+        "   # compare with sha256sum of the node's copy"
+    return (
+        "The binary on the gateway is corrupt: copy it again from a node, check it, and "
+        "restart kube-proxy (on the gateway):\n"
+        f"  scp {src} /tmp/kube-proxy.new\n"
+        f"  sha256sum /tmp/kube-proxy.new{check}\n"
+        f"  install -m 0755 /tmp/kube-proxy.new {b.path}\n"
+        "  systemctl restart kube-proxy"
+    )
+
+
+def judge(b: Binary, reference: str | None = None) -> Finding:
+    """Missing, not ELF, wrong architecture, not executable, checksum mismatch and SIGSEGV
+    are failures; a Go panic is a crash of a sound binary, not corruption."""
+    evidence: dict[str, Any] = {
+        "path": b.path,
+        "found_by": b.found_by,
+        "file_type": b.file_type,
+        "mode": b.mode,
+        "size": b.size,
+        "elf": None if b.elf is None else {"class": b.elf.cls, "machine": b.elf.machine,
+                                           "type": b.elf.type},
+        "gateway_machine": b.machine,
+        "sha256": b.sha256,
+        "expected_sha256": b.expected_sha256,
+        "expected_from": b.expected_from,
+        "version_run": None if b.version is None else {
+            "kind": b.version.kind, "version": b.version.version, "signal": b.version.signal,
+            "detail": b.version.detail},
+    }
+    if b.reference_problem:
+        evidence["reference_problem"] = b.reference_problem
+    kw = {"evidence": evidence}
+    if b.file_type is None:
+        return failed(f"no kube-proxy at {b.path} ({b.found_by})",
+                      remediation=f"Install kube-proxy at {b.path}, or give --kube-proxy-path.",
+                      **kw)
+    if b.file_type != "regular file":
+        return failed(f"{b.path} is a {b.file_type}, not a program", **kw)
+    mismatch = b.expected_sha256 is not None and b.sha256 is not None and \
+        b.sha256 != b.expected_sha256
+    if b.elf is None:
+        shown = b.head[:16].decode("ascii", errors="replace")
+        return failed(
+            f"{b.path} is not an ELF program (it starts with {shown!r}): the copy is corrupt",
+            remediation=_copy_fix(b, reference), **kw)
+    if b.machine and not elf_matches_machine(b.elf, b.machine):
+        return failed(
+            f"{b.path} is built for {b.elf.machine}, but the gateway is {b.machine}",
+            remediation=f"Copy the {b.machine} build of kube-proxy (same version as the "
+            "cluster) to the gateway.", **kw)
+    if mismatch:
+        return failed(
+            f"{b.path} is corrupt: sha256 {b.sha256[:12]}... differs from "
+            f"{b.expected_sha256[:12]}... ({b.expected_from})"
+            + (f"; --version: {b.version.detail}" if b.version and b.version.kind != "ok"
+               else ""),
+            remediation=_copy_fix(b, reference), **kw)
+    if b.mode is not None and not int(b.mode, 8) & 0o111:
+        return failed(f"{b.path} is not executable (mode {b.mode})",
+                      remediation=f"On the gateway: chmod 0755 {b.path}", **kw)
+    run = b.version
+    if run is not None and run.kind == "segfault":
+        return failed(
+            f"kube-proxy --version dies with {run.detail}: the binary is corrupt",
+            remediation=_copy_fix(b, reference), **kw)
+    if run is not None and run.kind == "go-panic":
+        sound = "its checksum matches" if b.expected_sha256 else "it is a valid ELF program"
+        return failed(
+            f"kube-proxy --version panics ({run.detail}): a crash of a sound binary ({sound}), "
+            "not corruption",
+            remediation="This is a bug or a bad environment, not a bad copy: read the panic "
+            f"(`{b.path} --version` on the gateway), check kube-proxy's flags and config, and "
+            "install a release without the bug.", **kw)
+    if run is not None and run.kind != "ok":
+        return failed(f"kube-proxy --version failed: {run.detail}", **kw)
+    version = run.version if run else "unknown version"
+    if b.expected_sha256 is None:
+        note = " (checksum not compared: give --kube-proxy-sha256 or --kube-proxy-reference)"
+        if b.reference_problem:
+            note = f" (checksum not compared: {b.reference_problem})"
+        return passed(f"kube-proxy {version} at {b.path}, {b.elf.machine} ELF{note}", **kw)
+    return passed(f"kube-proxy {version} at {b.path}, sha256 matches {b.expected_from}", **kw)
+
+
+class KubeProxyBinary(Check):
+    """Checks the gateway's kube-proxy binary: found (flag, systemd unit, PATH), an ELF for
+    the gateway's architecture, executable, sha256 against the expected one or a reference
+    node, and what `kube-proxy --version` does (SIGSEGV means corrupt, a Go panic does not)."""
+
+    id = "kube-proxy-binary"
+    hop = Hop.GATEWAY
+    order = 300
+    needs = (facts.GATEWAY,)
+
+    def run(self, ctx: RunContext) -> Finding:
+        where = _gateway.label(ctx)
+        located = _locate(ctx)
+        if located is None:
+            return Finding(
+                Status.SKIP,
+                "no kube-proxy binary found on the gateway (no systemd unit, not on PATH): give "
+                "--kube-proxy-path if it runs from elsewhere",
+                address=where,
+            )
+        path, found_by = located
+        binary = _read(ctx, path, found_by)
+        finding = judge(binary, ctx.settings.kube_proxy_reference)
+        return Finding(finding.status, finding.summary, finding.evidence, finding.remediation,
+                       address=where)
+
+
+def _locate(ctx: RunContext) -> tuple[str, str] | None:
+    if ctx.settings.kube_proxy_path:
+        return ctx.settings.kube_proxy_path, "--kube-proxy-path"
+    for unit in UNIT_FILES:
+        text = _gateway.read(ctx, unit)
+        if text is None:
+            continue
+        combined = text.decode(errors="replace")
+        try:
+            drop_ins = ctx.gateway().glob(DROP_IN_DIR, ".conf", ctx.probe_timeout())
+        except AccessError:
+            drop_ins = []
+        for extra in drop_ins:
+            more = _gateway.read(ctx, extra)
+            combined += "\n" + (more or b"").decode(errors="replace")
+        argv = execstart_argv(combined)
+        if argv:
+            return argv[0], f"ExecStart of {unit}"
+    which = _gateway.run(ctx, ["sh", "-c", "command -v kube-proxy"])
+    path = which.text.strip()
+    if which.returncode == 0 and path.startswith("/"):
+        return path, "PATH"
+    return None
+
+
+def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
+    stat = _gateway.run(ctx, ["stat", "-L", "-c", "%F|%a|%s", "--", path])
+    file_type = mode = None
+    size = None
+    if stat.returncode == 0 and stat.text.count("|") == 2:
+        file_type, mode, size_text = stat.text.strip().split("|")
+        size = int(size_text) if size_text.isdigit() else None
+    if file_type != "regular file" and file_type != "regular empty file":
+        return Binary(path, found_by, file_type, mode, size, None, b"", None, None, None, None,
+                      None)
+    file_type = "regular file"
+    head = _gateway.run(ctx, ["head", "-c", "64", "--", path]).stdout
+    try:
+        elf = parse_elf_header(head)
+    except ParseError:
+        elf = None
+    machine = _gateway.run(ctx, ["uname", "-m"]).text.strip() or None
+    summed = _gateway.run(ctx, ["sha256sum", "--", path])
+    match = _SHA.match(summed.text.strip())
+    sha = match.group(1) if match else None
+    version = None
+    if elf is not None:
+        ran = _gateway.run(ctx, [path, "--version"])
+        if ran.timed_out or ran.returncode is None:
+            version = VersionRun("killed", None, None,
+                                 f"did not finish within {ctx.probe_timeout():g} s")
+        else:
+            version = classify_version_run(ran.returncode, ran.text, ran.err_text)
+    expected, expected_from, problem = _expected(ctx, path)
+    return Binary(path, found_by, file_type, mode, size, elf, head, machine, sha, version,
+                  expected, expected_from, problem)
+
+
+def _expected(ctx: RunContext, path: str) -> tuple[str | None, str | None, str | None]:
+    """The checksum the binary must have: --kube-proxy-sha256, else the reference node's."""
+    if ctx.settings.kube_proxy_sha256:
+        return ctx.settings.kube_proxy_sha256, "--kube-proxy-sha256", None
+    ref = ctx.settings.kube_proxy_reference
+    if not ref:
+        return None, None, None
+    dest, _, ref_path = ref.partition(":/")
+    ref_path = "/" + ref_path if ref_path else path
+    try:
+        with SshHost(dest, identity=ctx.settings.ssh_identity,
+                     options=dict(ctx.settings.ssh_option),
+                     connect_timeout=ctx.probe_timeout()) as node:
+            out = node.run(["sha256sum", "--", ref_path], ctx.probe_timeout())
+    except AccessError as exc:
+        return None, None, f"the reference node {dest} could not be read: {exc}"
+    match = _SHA.match(out.text.strip())
+    if not match:
+        return None, None, f"sha256sum of {ref_path} on {dest} failed: {out.err_text.strip()}"
+    return match.group(1), f"the reference {dest}:{ref_path}", None
