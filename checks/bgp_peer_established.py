@@ -20,23 +20,39 @@ BGP_ROUTE_PROTOCOLS = ("bird", "bgp")
 
 # The info text BIRD shows for a session that is not up, and what it usually means.
 _CAUSES = (
-    ("connection refused", "nothing listens on TCP 179 at the peer: BIRD or calico-node is "
-     "not running there, or not configured to peer with the gateway"),
-    ("no route to host", "the peer's address cannot be reached from the gateway: a wrong peer "
-     "address, or a firewall rejecting TCP 179"),
-    ("host is unreachable", "the peer's address cannot be reached from the gateway: a wrong "
-     "peer address, or a firewall rejecting TCP 179"),
+    (
+        "connection refused",
+        "nothing listens on TCP 179 at the peer: BIRD or calico-node is "
+        "not running there, or not configured to peer with the gateway",
+    ),
+    (
+        "no route to host",
+        "the peer's address cannot be reached from the gateway: a wrong peer "
+        "address, or a firewall rejecting TCP 179",
+    ),
+    (
+        "host is unreachable",
+        "the peer's address cannot be reached from the gateway: a wrong "
+        "peer address, or a firewall rejecting TCP 179",
+    ),
     ("network is unreachable", "the gateway has no route to the peer's address"),
-    ("connection timed out", "no answer from the peer on TCP 179: filtered, or the wrong "
-     "address"),
-    ("bad peer as", "AS number mismatch: the peer announces another AS than the one "
-     "configured for it"),
-    ("bad bgp identifier", "duplicate router id: the peer and the gateway use the same BGP "
-     "identifier"),
-    ("administrative shutdown", "the peer shut the session down (protocol disabled, or BIRD / "
-     "calico-node stopping there)"),
-    ("hold timer expired", "keepalives stopped arriving: the path to the peer drops packets "
-     "or the peer is overloaded"),
+    ("connection timed out", "no answer from the peer on TCP 179: filtered, or the wrong address"),
+    (
+        "bad peer as",
+        "AS number mismatch: the peer announces another AS than the one configured for it",
+    ),
+    (
+        "bad bgp identifier",
+        "duplicate router id: the peer and the gateway use the same BGP identifier",
+    ),
+    (
+        "administrative shutdown",
+        "the peer shut the session down (protocol disabled, or BIRD / calico-node stopping there)",
+    ),
+    (
+        "hold timer expired",
+        "keepalives stopped arriving: the path to the peer drops packets or the peer is overloaded",
+    ),
 )
 
 
@@ -62,14 +78,20 @@ def cause_of(peer: PeerState) -> str:
         if needle in text:
             return cause
     if peer.info in ("Passive",) or peer.state == "start" and peer.info == "Passive":
-        return ("this side only waits for the peer to connect (passive): if the peer is passive "
-                "too, neither side opens the connection")
+        return (
+            "this side only waits for the peer to connect (passive): if the peer is passive "
+            "too, neither side opens the connection"
+        )
     if peer.info in ("Connect", "Active"):
-        return ("the gateway keeps trying to connect and gets no session: the peer does not "
-                "answer on TCP 179 (filtered, wrong address, or not configured to peer)")
+        return (
+            "the gateway keeps trying to connect and gets no session: the peer does not "
+            "answer on TCP 179 (filtered, wrong address, or not configured to peer)"
+        )
     if peer.info == "Idle":
-        return ("the session is idle: disabled, waiting after an error to retry, or both sides "
-                "passive (`start`/`Idle` on both)")
+        return (
+            "the session is idle: disabled, waiting after an error to retry, or both sides "
+            "passive (`start`/`Idle` on both)"
+        )
     return f"the session is {peer.info or peer.state}"
 
 
@@ -90,23 +112,32 @@ def peers_from_bird(text: str) -> list[PeerState]:
     for name, d in details.items():
         if d.protocol.proto.upper() != "BGP":
             continue
-        out.append(PeerState(
-            name=name,
-            address=d.neighbor_address,
-            type=_peer_type(name),
-            state=d.protocol.state,
-            since=d.protocol.since,
-            info=d.bgp_state or d.protocol.info,
-            message=d.protocol.message or d.last_error,
-        ))
+        out.append(
+            PeerState(
+                name=name,
+                address=d.neighbor_address,
+                type=_peer_type(name),
+                state=d.protocol.state,
+                since=d.protocol.since,
+                info=d.bgp_state or d.protocol.info,
+                message=d.protocol.message or d.last_error,
+            )
+        )
     return out
 
 
 def peers_from_calicoctl(text: str) -> list[PeerState]:
     status = parse_node_status(text)
     return [
-        PeerState(name=p.address, address=p.address, type=p.type, state=p.state, since=p.since,
-                  info=p.bgp_state, message=p.message)
+        PeerState(
+            name=p.address,
+            address=p.address,
+            type=p.type,
+            state=p.state,
+            since=p.since,
+            info=p.bgp_state,
+            message=p.message,
+        )
         for p in (*status.ipv4, *status.ipv6)
     ]
 
@@ -118,28 +149,43 @@ def learned_route(routes: list[Route], address: str) -> Route | None:
     for r in routes:
         if r.protocol not in BGP_ROUTE_PROTOCOLS or ip.version != r.destination.version:
             continue
-        if ip in r.destination and (best is None
-                                    or r.destination.prefixlen > best.destination.prefixlen):
+        if ip in r.destination and (
+            best is None or r.destination.prefixlen > best.destination.prefixlen
+        ):
             best = r
     return best
 
 
-def judge(peers: list[PeerState], routes: list[Route] | None, wanted: list[str],
-          pod_cidrs: list[str], source: str) -> Finding:
+def judge(
+    peers: list[PeerState],
+    routes: list[Route] | None,
+    wanted: list[str],
+    pod_cidrs: list[str],
+    source: str,
+) -> Finding:
     """Any peer not Established fails; Established without a learned route fails too."""
     evidence: dict[str, Any] = {
         "source": source,
         "peers": [
-            {"name": p.name, "address": p.address, "type": p.type, "state": p.state,
-             "since": p.since, "info": p.info, "message": p.message}
+            {
+                "name": p.name,
+                "address": p.address,
+                "type": p.type,
+                "state": p.state,
+                "since": p.since,
+                "info": p.info,
+                "message": p.message,
+            }
             for p in peers
         ],
     }
     if not peers:
-        return failed(f"{source} shows no BGP peers: the gateway does not peer with the cluster",
-                      evidence=evidence,
-                      remediation="Configure the gateway as a BGP peer of the cluster (a "
-                      "Calico BGPPeer for it, and the matching protocol in its BIRD).")
+        return failed(
+            f"{source} shows no BGP peers: the gateway does not peer with the cluster",
+            evidence=evidence,
+            remediation="Configure the gateway as a BGP peer of the cluster (a "
+            "Calico BGPPeer for it, and the matching protocol in its BIRD).",
+        )
     down = [p for p in peers if not p.established]
     if down:
         first = down[0]
@@ -155,24 +201,35 @@ def judge(peers: list[PeerState], routes: list[Route] | None, wanted: list[str],
         )
 
     if routes is None:
-        return passed(f"all {len(peers)} BGP peers Established (routes not read)",
-                      evidence=evidence)
+        return passed(
+            f"all {len(peers)} BGP peers Established (routes not read)", evidence=evidence
+        )
     targets = wanted or []
     checked = {}
     for addr in targets:
         r = learned_route(routes, addr)
         checked[addr] = str(r.destination) + f" via {r.gateway}" if r else None
     evidence["learned_routes"] = checked
-    bgp_routes = [f"{r.destination} via {r.gateway}" for r in routes
-                  if r.protocol in BGP_ROUTE_PROTOCOLS][:50]
+    bgp_routes = [
+        f"{r.destination} via {r.gateway}" for r in routes if r.protocol in BGP_ROUTE_PROTOCOLS
+    ][:50]
     evidence["bgp_routes"] = bgp_routes
     missing = [a for a, r in checked.items() if r is None]
     if not targets:
-        inside = [
-            r for r in routes if r.protocol in BGP_ROUTE_PROTOCOLS and any(
-                r.destination.version == ipaddress.ip_network(c).version
-                and r.destination.subnet_of(ipaddress.ip_network(c)) for c in pod_cidrs)
-        ] if pod_cidrs else []
+        inside = (
+            [
+                r
+                for r in routes
+                if r.protocol in BGP_ROUTE_PROTOCOLS
+                and any(
+                    r.destination.version == ipaddress.ip_network(c).version
+                    and r.destination.subnet_of(ipaddress.ip_network(c))
+                    for c in pod_cidrs
+                )
+            ]
+            if pod_cidrs
+            else []
+        )
         if pod_cidrs and not inside:
             return _no_route(peers, ", ".join(pod_cidrs), evidence)
         return passed(
@@ -211,8 +268,8 @@ def _peer_fix(down: list[PeerState], source: str) -> str:
         "On the gateway: `birdc show protocols all <name>` for the full state and last error; "
         "on the peer: `calicoctl node status`. After fixing, `birdc restart <name>` retries "
         "at once instead of waiting for BIRD's error wait time."
-        if "bird" in source else
-        "On the peer: `calicoctl node status` and `calicoctl get bgppeer -o yaml`."
+        if "bird" in source
+        else "On the peer: `calicoctl node status` and `calicoctl get bgppeer -o yaml`."
     )
     return "\n".join(lines)
 
@@ -232,8 +289,9 @@ class BgpPeerEstablished(Check):
         where = _gateway.label(ctx)
         found = _read_peers(ctx)
         if isinstance(found, Finding):
-            return Finding(found.status, found.summary, found.evidence, found.remediation,
-                           address=where)
+            return Finding(
+                found.status, found.summary, found.evidence, found.remediation, address=where
+            )
         peers, source = found
         routes = None
         shown = _gateway.run(ctx, ["ip", "-j", "route", "show", "table", "all"])
@@ -244,8 +302,9 @@ class BgpPeerEstablished(Check):
                 routes = None
         wanted = _pod_addresses(ctx)
         finding = judge(peers, routes, wanted, [str(c) for c in ctx.settings.pod_cidr], source)
-        return Finding(finding.status, finding.summary, finding.evidence, finding.remediation,
-                       address=where)
+        return Finding(
+            finding.status, finding.summary, finding.evidence, finding.remediation, address=where
+        )
 
 
 def _pod_addresses(ctx: RunContext) -> list[str]:
@@ -259,8 +318,9 @@ def _pod_addresses(ctx: RunContext) -> list[str]:
 
 
 def _read_peers(ctx: RunContext) -> tuple[list[PeerState], str] | Finding:
-    sockets = [ctx.settings.bird_socket] if ctx.settings.bird_socket else list(
-        _gateway.BIRD_SOCKETS)
+    sockets = (
+        [ctx.settings.bird_socket] if ctx.settings.bird_socket else list(_gateway.BIRD_SOCKETS)
+    )
     present = _gateway.run(ctx, ["find", *sockets, "-maxdepth", "0", "-type", "s"])
     existing = [s for s in present.text.splitlines() if s in sockets]
     for sock in existing:
@@ -272,28 +332,35 @@ def _read_peers(ctx: RunContext) -> tuple[list[PeerState], str] | Finding:
                 try:
                     return peers_from_bird(out.text), f"{client} -s {sock}"
                 except ParseError as exc:
-                    return failed(f"{client} answered something that is not BIRD's protocol "
-                                  f"table: {exc}", evidence={"output": out.text[:2000]})
+                    return failed(
+                        f"{client} answered something that is not BIRD's protocol table: {exc}",
+                        evidence={"output": out.text[:2000]},
+                    )
             break
     calico = _gateway.run(ctx, ["calicoctl", "node", "status"])
     if not _gateway.missing_program(calico) and calico.stdout:
         try:
             status = parse_node_status(calico.text)
         except ParseError as exc:
-            return failed(f"calicoctl node status gave output k8sreach cannot read: {exc}",
-                          evidence={"output": calico.text[:2000]})
+            return failed(
+                f"calicoctl node status gave output k8sreach cannot read: {exc}",
+                evidence={"output": calico.text[:2000]},
+            )
         if not status.running:
-            return failed("calicoctl node status: Calico (BIRD) is not running on the gateway",
-                          evidence={"output": calico.text[:2000]},
-                          remediation="Start calico-node (or BIRD) on the gateway.")
+            return failed(
+                "calicoctl node status: Calico (BIRD) is not running on the gateway",
+                evidence={"output": calico.text[:2000]},
+                remediation="Start calico-node (or BIRD) on the gateway.",
+            )
         return peers_from_calicoctl(calico.text), "calicoctl node status"
     looked = ", ".join(sockets)
     if ctx.settings.bird_socket:
-        return failed(f"no BIRD control socket at {ctx.settings.bird_socket} on the gateway",
-                      remediation="Check --bird-socket, and that BIRD runs on the gateway.")
+        return failed(
+            f"no BIRD control socket at {ctx.settings.bird_socket} on the gateway",
+            remediation="Check --bird-socket, and that BIRD runs on the gateway.",
+        )
     return Finding(
         Status.SKIP,
         f"no BIRD control socket ({looked}) and no calicoctl on the gateway: give "
         "--bird-socket PATH if BIRD runs elsewhere (flannel gateways have no BGP)",
     )
-

@@ -48,11 +48,38 @@ def _accept_doc(a: ForwardAccept) -> dict[str, Any]:
     return {"rule": a.line, "chain": a.chain, "reason": a.reason}
 
 
+_BRIDGES = re.compile(r"^(docker\d*|br-[0-9a-f]+|virbr\d+|podman\d+|cni-podman\d+|lxcbr\d+)$")
+
+
+def _may_admit(accept: ForwardAccept, path_ifaces: list[str]) -> bool:
+    """Could this conditional ACCEPT let a new connection of the path through?
+
+    Not when it is tied to an interface the path does not use (Docker's own `-i docker0`
+    rules), nor when it accepts only replies (RELATED,ESTABLISHED without NEW).
+    """
+    for cond in accept.conditions:
+        words = cond.split()
+        if len(words) == 2 and words[0] in ("-i", "-o", "--in-interface", "--out-interface"):
+            iface = words[1].rstrip("+")
+            if path_ifaces and iface not in path_ifaces:
+                return False
+            if not path_ifaces and _BRIDGES.match(words[1]):
+                return False
+        if words and words[0] in ("--ctstate", "--state") and len(words) == 2:
+            if "NEW" not in words[1].split(","):
+                return False
+    return True
+
+
 def judge(f: Forwarding) -> Finding:
     """Live 0 or a DROP policy with nothing accepting fail; persisted 0 and strict rp_filter
     warn."""
     outright = [a for a in f.iptables_accepts if a.reason in ("unconditional", "cidr")]
-    conditional = [a for a in f.iptables_accepts if a.reason == "conditional"]
+    conditional = [
+        a
+        for a in f.iptables_accepts
+        if a.reason == "conditional" and _may_admit(a, list(f.rp_filter))
+    ]
     persisted = f.persisted
     evidence: dict[str, Any] = {
         "ip_forward_live": f.live,
@@ -66,6 +93,7 @@ def judge(f: Forwarding) -> Finding:
         "forward_policy": f.iptables_policy,
         "forward_policy_line": f.policy_line,
         "forward_accepts": [_accept_doc(a) for a in f.iptables_accepts],
+        "path_interfaces": list(f.rp_filter),
         "nft_forward_drops": f.nft_drops,
         "rp_filter": f.rp_filter,
         "cidrs": f.cidrs,
@@ -83,8 +111,9 @@ def judge(f: Forwarding) -> Finding:
         fixes += _persist_fix(persisted)
     if f.iptables_policy == "DROP" and not outright:
         tail = (
-            f"; only conditional rules accept ({len(conditional)})" if conditional else
-            " and no rule accepts the cluster ranges"
+            f"; only conditional rules accept ({len(conditional)})"
+            if conditional
+            else " and no rule accepts the cluster ranges"
         )
         message = f"the FORWARD chain's policy is DROP{tail}"
         (warns if conditional else fails).append(message)
@@ -98,8 +127,9 @@ def judge(f: Forwarding) -> Finding:
         )
     for drop in f.nft_drops:
         fails.append(f"the nftables chain {drop} drops forwarded traffic by policy")
-        fixes.append(f"add accept rules for {', '.join(f.cidrs)} to {drop}, or set its policy "
-                     "to accept")
+        fixes.append(
+            f"add accept rules for {', '.join(f.cidrs)} to {drop}, or set its policy to accept"
+        )
 
     if f.live == "1" and persisted.value != "1":
         if persisted.value is None:
@@ -122,9 +152,7 @@ def judge(f: Forwarding) -> Finding:
             f"strict reverse-path filtering (rp_filter=1) on {names}: replies that come back on "
             "another interface than the route to their source are dropped (asymmetric routing)"
         )
-        settings = " ".join(
-            f"net.ipv4.conf.{i}.rp_filter=2" for i in ["all", *sorted(strict)]
-        )
+        settings = " ".join(f"net.ipv4.conf.{i}.rp_filter=2" for i in ["all", *sorted(strict)])
         fixes.append(f"sysctl -w {settings}")
         fixes.append(
             f"(keep it: put {', '.join(settings.split())} in /etc/sysctl.d/99-rp-filter.conf, "
@@ -133,14 +161,19 @@ def judge(f: Forwarding) -> Finding:
 
     remediation = ("On the gateway:\n" + "\n".join(f"  {x}" for x in fixes)) if fixes else None
     if fails:
-        status, summary = Status.FAIL, fails[0] + (f" (and {len(fails) - 1} more)" if len(fails) > 1
-                                                    else "")
+        status, summary = (
+            Status.FAIL,
+            fails[0] + (f" (and {len(fails) - 1} more)" if len(fails) > 1 else ""),
+        )
     elif warns:
-        status, summary = Status.WARN, warns[0] + (f" (and {len(warns) - 1} more)" if len(warns) > 1
-                                                    else "")
+        status, summary = (
+            Status.WARN,
+            warns[0] + (f" (and {len(warns) - 1} more)" if len(warns) > 1 else ""),
+        )
     else:
         how = (
-            f"FORWARD policy {f.iptables_policy}" if f.iptables_policy != "DROP"
+            f"FORWARD policy {f.iptables_policy}"
+            if f.iptables_policy != "DROP"
             else f"FORWARD accepts {', '.join(f.cidrs)}"
         )
         status, summary = Status.PASS, f"ip_forward=1 (persisted in {persisted.source_path}), {how}"
@@ -169,8 +202,8 @@ def _nft_native_drops(nft: NftRuleset | None, has_iptables: bool, cidrs: list[st
         if chain.policy != "drop":
             continue
         accepting = any(
-            "accept" in rule.text and (any(c in rule.text for c in cidrs) or " " not in
-                                       rule.text.strip())
+            "accept" in rule.text
+            and (any(c in rule.text for c in cidrs) or " " not in rule.text.strip())
             for rule in chain.rules
         )
         if not accepting:
@@ -234,8 +267,13 @@ class GatewayForwarding(Check):
             notes=notes,
         )
         finding = judge(found)
-        return Finding(finding.status, finding.summary, finding.evidence, finding.remediation,
-                       address=_gateway.label(ctx))
+        return Finding(
+            finding.status,
+            finding.summary,
+            finding.evidence,
+            finding.remediation,
+            address=_gateway.label(ctx),
+        )
 
 
 def _persisted(ctx: RunContext) -> Any:
@@ -287,8 +325,11 @@ def _rp_filter(ctx: RunContext) -> dict[str, dict[str, Any]]:
             values[name] = int(value.strip())
     all_value = values.get("all", 0)
     return {
-        i: {"all": all_value, "iface": values.get(i, 0),
+        i: {
+            "all": all_value,
+            "iface": values.get(i, 0),
             "effective": rp_filter_effective(all_value, values.get(i, 0)),
-            "meaning": rp_filter_meaning(rp_filter_effective(all_value, values.get(i, 0)))}
+            "meaning": rp_filter_meaning(rp_filter_effective(all_value, values.get(i, 0))),
+        }
         for i in ifaces
     }

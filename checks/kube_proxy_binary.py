@@ -48,8 +48,11 @@ class Binary:
 def _copy_fix(b: Binary, reference: str | None) -> str:
     node = reference.split(":/", 1)[0] if reference else "<a node>"
     src = f"{node}:{b.path}"
-    check = f"   # must print {b.expected_sha256}" if b.expected_sha256 else \
-        "   # compare with sha256sum of the node's copy"
+    check = (
+        f"   # must print {b.expected_sha256}"
+        if b.expected_sha256
+        else "   # compare with sha256sum of the node's copy"
+    )
     return (
         "The binary on the gateway is corrupt: copy it again from a node, check it, and "
         "restart kube-proxy (on the gateway):\n"
@@ -69,52 +72,71 @@ def judge(b: Binary, reference: str | None = None) -> Finding:
         "file_type": b.file_type,
         "mode": b.mode,
         "size": b.size,
-        "elf": None if b.elf is None else {"class": b.elf.cls, "machine": b.elf.machine,
-                                           "type": b.elf.type},
+        "elf": None
+        if b.elf is None
+        else {"class": b.elf.cls, "machine": b.elf.machine, "type": b.elf.type},
         "gateway_machine": b.machine,
         "sha256": b.sha256,
         "expected_sha256": b.expected_sha256,
         "expected_from": b.expected_from,
-        "version_run": None if b.version is None else {
-            "kind": b.version.kind, "version": b.version.version, "signal": b.version.signal,
-            "detail": b.version.detail},
+        "version_run": None
+        if b.version is None
+        else {
+            "kind": b.version.kind,
+            "version": b.version.version,
+            "signal": b.version.signal,
+            "detail": b.version.detail,
+        },
     }
     if b.reference_problem:
         evidence["reference_problem"] = b.reference_problem
     kw = {"evidence": evidence}
     if b.file_type is None:
-        return failed(f"no kube-proxy at {b.path} ({b.found_by})",
-                      remediation=f"Install kube-proxy at {b.path}, or give --kube-proxy-path.",
-                      **kw)
+        return failed(
+            f"no kube-proxy at {b.path} ({b.found_by})",
+            remediation=f"Install kube-proxy at {b.path}, or give --kube-proxy-path.",
+            **kw,
+        )
     if b.file_type != "regular file":
         return failed(f"{b.path} is a {b.file_type}, not a program", **kw)
-    mismatch = b.expected_sha256 is not None and b.sha256 is not None and \
-        b.sha256 != b.expected_sha256
+    mismatch = (
+        b.expected_sha256 is not None and b.sha256 is not None and b.sha256 != b.expected_sha256
+    )
     if b.elf is None:
         shown = b.head[:16].decode("ascii", errors="replace")
         return failed(
             f"{b.path} is not an ELF program (it starts with {shown!r}): the copy is corrupt",
-            remediation=_copy_fix(b, reference), **kw)
+            remediation=_copy_fix(b, reference),
+            **kw,
+        )
     if b.machine and not elf_matches_machine(b.elf, b.machine):
         return failed(
             f"{b.path} is built for {b.elf.machine}, but the gateway is {b.machine}",
             remediation=f"Copy the {b.machine} build of kube-proxy (same version as the "
-            "cluster) to the gateway.", **kw)
+            "cluster) to the gateway.",
+            **kw,
+        )
     if mismatch:
         return failed(
             f"{b.path} is corrupt: sha256 {b.sha256[:12]}... differs from "
             f"{b.expected_sha256[:12]}... ({b.expected_from})"
-            + (f"; --version: {b.version.detail}" if b.version and b.version.kind != "ok"
-               else ""),
-            remediation=_copy_fix(b, reference), **kw)
+            + (f"; --version: {b.version.detail}" if b.version and b.version.kind != "ok" else ""),
+            remediation=_copy_fix(b, reference),
+            **kw,
+        )
     if b.mode is not None and not int(b.mode, 8) & 0o111:
-        return failed(f"{b.path} is not executable (mode {b.mode})",
-                      remediation=f"On the gateway: chmod 0755 {b.path}", **kw)
+        return failed(
+            f"{b.path} is not executable (mode {b.mode})",
+            remediation=f"On the gateway: chmod 0755 {b.path}",
+            **kw,
+        )
     run = b.version
     if run is not None and run.kind == "segfault":
         return failed(
             f"kube-proxy --version dies with {run.detail}: the binary is corrupt",
-            remediation=_copy_fix(b, reference), **kw)
+            remediation=_copy_fix(b, reference),
+            **kw,
+        )
     if run is not None and run.kind == "go-panic":
         sound = "its checksum matches" if b.expected_sha256 else "it is a valid ELF program"
         return failed(
@@ -122,7 +144,9 @@ def judge(b: Binary, reference: str | None = None) -> Finding:
             "not corruption",
             remediation="This is a bug or a bad environment, not a bad copy: read the panic "
             f"(`{b.path} --version` on the gateway), check kube-proxy's flags and config, and "
-            "install a release without the bug.", **kw)
+            "install a release without the bug.",
+            **kw,
+        )
     if run is not None and run.kind != "ok":
         return failed(f"kube-proxy --version failed: {run.detail}", **kw)
     version = run.version if run else "unknown version"
@@ -157,8 +181,9 @@ class KubeProxyBinary(Check):
         path, found_by = located
         binary = _read(ctx, path, found_by)
         finding = judge(binary, ctx.settings.kube_proxy_reference)
-        return Finding(finding.status, finding.summary, finding.evidence, finding.remediation,
-                       address=where)
+        return Finding(
+            finding.status, finding.summary, finding.evidence, finding.remediation, address=where
+        )
 
 
 def _locate(ctx: RunContext) -> tuple[str, str] | None:
@@ -194,8 +219,9 @@ def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
         file_type, mode, size_text = stat.text.strip().split("|")
         size = int(size_text) if size_text.isdigit() else None
     if file_type != "regular file" and file_type != "regular empty file":
-        return Binary(path, found_by, file_type, mode, size, None, b"", None, None, None, None,
-                      None)
+        return Binary(
+            path, found_by, file_type, mode, size, None, b"", None, None, None, None, None
+        )
     file_type = "regular file"
     head = _gateway.run(ctx, ["head", "-c", "64", "--", path]).stdout
     try:
@@ -210,13 +236,27 @@ def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
     if elf is not None:
         ran = _gateway.run(ctx, [path, "--version"])
         if ran.timed_out or ran.returncode is None:
-            version = VersionRun("killed", None, None,
-                                 f"did not finish within {ctx.probe_timeout():g} s")
+            version = VersionRun(
+                "killed", None, None, f"did not finish within {ctx.probe_timeout():g} s"
+            )
         else:
             version = classify_version_run(ran.returncode, ran.text, ran.err_text)
     expected, expected_from, problem = _expected(ctx, path)
-    return Binary(path, found_by, file_type, mode, size, elf, head, machine, sha, version,
-                  expected, expected_from, problem)
+    return Binary(
+        path,
+        found_by,
+        file_type,
+        mode,
+        size,
+        elf,
+        head,
+        machine,
+        sha,
+        version,
+        expected,
+        expected_from,
+        problem,
+    )
 
 
 def _expected(ctx: RunContext, path: str) -> tuple[str | None, str | None, str | None]:
@@ -229,9 +269,12 @@ def _expected(ctx: RunContext, path: str) -> tuple[str | None, str | None, str |
     dest, _, ref_path = ref.partition(":/")
     ref_path = "/" + ref_path if ref_path else path
     try:
-        with SshHost(dest, identity=ctx.settings.ssh_identity,
-                     options=dict(ctx.settings.ssh_option),
-                     connect_timeout=ctx.probe_timeout()) as node:
+        with SshHost(
+            dest,
+            identity=ctx.settings.ssh_identity,
+            options=dict(ctx.settings.ssh_option),
+            connect_timeout=ctx.probe_timeout(),
+        ) as node:
             out = node.run(["sha256sum", "--", ref_path], ctx.probe_timeout())
     except AccessError as exc:
         return None, None, f"the reference node {dest} could not be read: {exc}"

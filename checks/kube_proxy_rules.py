@@ -16,19 +16,30 @@ from k8sreach.parsers.nft import kube_proxy_service
 from k8sreach.result import Finding, Hop, failed, passed, skipped
 
 
-def judge(rules: ServiceRules | None, ipvs: VirtualService | None, address: str, port: int,
-          mode: str, svc: str) -> Finding:
+def judge(
+    rules: ServiceRules | None,
+    ipvs: VirtualService | None,
+    address: str,
+    port: int,
+    mode: str,
+    svc: str,
+) -> Finding:
     """DNAT to endpoints passes; REJECT for "has no endpoints" and no rule at all fail."""
     where = f"{address}:{port}"
     evidence: dict[str, Any] = {"cluster_ip": address, "port": port, "mode": mode}
     if ipvs is not None:
         servers = [r.endpoint for r in ipvs.real_servers]
-        evidence.update(virtual_service=ipvs.line, endpoints=servers,
-                        real_servers=[r.line for r in ipvs.real_servers])
+        evidence.update(
+            virtual_service=ipvs.line,
+            endpoints=servers,
+            real_servers=[r.line for r in ipvs.real_servers],
+        )
         if servers:
-            return passed(f"IPVS balances {where} over {len(servers)} endpoint(s): "
-                          f"{', '.join(servers)}", evidence=evidence,
-                          facts={facts.ENDPOINTS: servers})
+            return passed(
+                f"IPVS balances {where} over {len(servers)} endpoint(s): {', '.join(servers)}",
+                evidence=evidence,
+                facts={facts.ENDPOINTS: servers},
+            )
         return failed(
             f"IPVS has {where} but no real servers: the Service has no ready endpoints",
             evidence=evidence,
@@ -36,8 +47,13 @@ def judge(rules: ServiceRules | None, ipvs: VirtualService | None, address: str,
             " and the pods' readiness.",
         )
     assert rules is not None
-    evidence.update(kind=rules.kind, endpoints=list(rules.endpoints), rules=list(rules.evidence),
-                    chains=list(rules.chains), service=rules.service)
+    evidence.update(
+        kind=rules.kind,
+        endpoints=list(rules.endpoints),
+        rules=list(rules.evidence),
+        chains=list(rules.chains),
+        service=rules.service,
+    )
     if rules.kind == "dnat":
         return passed(
             f"{where} is DNATed to {len(rules.endpoints)} endpoint(s): "
@@ -87,8 +103,10 @@ class KubeProxyRules(Check):
         svc = f"{ctx.target.service} -n {ctx.target.namespace}"
         where = _gateway.label(ctx)
         if range_of(address, (), ctx.settings.pod_cidr) == "pod":
-            return skipped(f"{address} is a pod address (a headless Service): no ClusterIP rules "
-                           "to check", address=where)
+            return skipped(
+                f"{address} is a pod address (a headless Service): no ClusterIP rules to check",
+                address=where,
+            )
 
         ipvs = _read_ipvs(ctx)
         found = ipvs_service(ipvs, address, port) if ipvs is not None else None
@@ -112,8 +130,14 @@ class KubeProxyRules(Check):
 
     @staticmethod
     def _at(finding: Finding, where: str) -> Finding:
-        return Finding(finding.status, finding.summary, finding.evidence, finding.remediation,
-                       address=where, facts=finding.facts)
+        return Finding(
+            finding.status,
+            finding.summary,
+            finding.evidence,
+            finding.remediation,
+            address=where,
+            facts=finding.facts,
+        )
 
 
 def _read_ipvs(ctx: RunContext) -> IpvsTable | None:

@@ -249,9 +249,7 @@ def judge_missing(target: Target, names: Sequence[str], list_problem: str | None
         more = f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
         summary = f"service {where} not found; none has a similar name (there: {shown}{more})"
     else:
-        summary = (
-            f"service {where} not found; namespace {target.namespace} has no Services at all"
-        )
+        summary = f"service {where} not found; namespace {target.namespace} has no Services at all"
     remediation = (
         f"List the Services: `kubectl get services -n {target.namespace}`"
         + (f", e.g. `k8sreach doctor {closest[0]}.{target.namespace}`" if closest else "")
