@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from k8sreach.context import RunContext, Unavailable
 from k8sreach.parsers.errors import ParseError
@@ -79,7 +80,10 @@ def _read_firewall(ctx: RunContext) -> Firewall:
     ipt = legacy = None
     nft = None
     tool = ""
-    saved = run(ctx, ["iptables-save"])
+    saved, listed = parallel(
+        lambda: run(ctx, ["iptables-save"]),
+        lambda: run(ctx, ["nft", "-j", "list", "ruleset"]),
+    )
     if missing_program(saved):
         problems.append("iptables-save is not installed")
     elif saved.returncode != 0:
@@ -97,7 +101,6 @@ def _read_firewall(ctx: RunContext) -> Firewall:
                 legacy = parse_iptables_save(old.text)
             except ParseError as exc:
                 problems.append(f"iptables-legacy-save output not understood: {exc}")
-    listed = run(ctx, ["nft", "-j", "list", "ruleset"])
     if listed.returncode == 0 and listed.stdout.strip():
         try:
             nft = parse_nft_json(listed.text)
@@ -107,3 +110,16 @@ def _read_firewall(ctx: RunContext) -> Firewall:
     elif not missing_program(listed) and listed.returncode not in (0, None):
         LOG.debug("nft list ruleset failed: %s", listed.err_text.strip())
     return Firewall(ipt, legacy, nft, tool, tuple(problems))
+
+
+def parallel(*calls: Any) -> list[Any]:
+    """Run independent reads at once over the shared connection; results in call order.
+
+    Each round trip to the gateway costs a few milliseconds on a LAN and much more behind a
+    jump host or a slow login shell; independent reads should not wait for each other.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(calls), 6)) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [f.result() for f in futures]

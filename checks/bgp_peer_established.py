@@ -240,7 +240,8 @@ def judge(
     if missing:
         return _no_route(peers, ", ".join(missing), evidence)
     return passed(
-        f"all {len(peers)} BGP peers Established; {targets[0]} via {checked[targets[0]]}",
+        f"all {len(peers)} BGP peers Established; {targets[0]} is routed by BGP "
+        f"({checked[targets[0]]})",
         evidence=evidence,
     )
 

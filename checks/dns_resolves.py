@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
-from checks._common import cidr_list, range_of
+from checks._common import BACKENDS, cidr_list, range_of
 from k8sreach import check as facts
 from k8sreach.check import Check
 from k8sreach.config import IPNetwork
 from k8sreach.context import RunContext
 from k8sreach.dnsprobe import DnsOutcome, query, system_nameservers
-from k8sreach.result import Finding, Hop, failed, passed
+from k8sreach.result import Finding, Hop, Status, failed, passed, warned
 from k8sreach.target import Target
 
 LOG = logging.getLogger(__name__)
@@ -165,6 +169,191 @@ def classify(
     )
 
 
+@dataclass(frozen=True)
+class ApiView:
+    """What the API says DNS should answer: `kind` is cluster-ip, headless, external-name or
+    missing; `addresses` the IPv4 addresses an A query must return (sorted)."""
+
+    kind: str
+    addresses: tuple[str, ...] = ()
+    external_name: str | None = None
+
+    def describe(self) -> str:
+        """Return what the API says, as the second half of a sentence."""
+        listed = ", ".join(self.addresses) or "none"
+        if self.kind == "cluster-ip":
+            plural = "s are" if len(self.addresses) > 1 else " is"
+            return f"the API says the ClusterIP{plural} {listed}"
+        if self.kind == "headless":
+            return f"the API's ready endpoints of the headless Service are {listed}"
+        if self.kind == "external-name":
+            return f"the API says it is an alias (CNAME) for {self.external_name}"
+        return "the API has no such Service"
+
+
+def _ipv4(addresses: Sequence[str]) -> tuple[str, ...]:
+    found = []
+    for text in addresses:
+        try:
+            if ipaddress.ip_address(text).version == 4:
+                found.append(str(text))
+        except ValueError:
+            continue
+    return tuple(sorted(set(found), key=ipaddress.ip_address))
+
+
+def api_view(
+    service: Mapping[str, Any] | None,
+    backends: Mapping[str, Sequence[str]] | None,
+    service_missing: bool = False,
+) -> ApiView | None:
+    """Return what DNS should answer for an A query according to the API, or None when the
+    API's view is not known (no Service read, or a headless Service whose endpoints were not)."""
+    if service is None:
+        return ApiView("missing") if service_missing else None
+    spec = service.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return ApiView("external-name", external_name=str(spec.get("externalName") or ""))
+    if spec.get("clusterIP") == "None":
+        if backends is None:
+            return None
+        published = list(backends.get("ready") or [])
+        # kube-dns publishes not-ready pods too when the Service asks for it
+        if spec.get("publishNotReadyAddresses"):
+            published += list(backends.get("not_ready") or [])
+        return ApiView("headless", _ipv4(published))
+    cluster_ips = list(spec.get("clusterIPs") or []) or [str(spec.get("clusterIP") or "")]
+    return ApiView("cluster-ip", _ipv4(cluster_ips))
+
+
+def compare_with_api(
+    finding: Finding,
+    outcome: DnsOutcome,
+    target: Target,
+    view: ApiView,
+    service_cidrs: tuple[IPNetwork, ...] = (),
+    pod_cidrs: tuple[IPNetwork, ...] = (),
+) -> Finding:
+    """Judge a DNS answer against the API's view: the same addresses pass; a stale or foreign
+    answer fails showing both. Failures before an answer (timeout, NXDOMAIN) stay as they are."""
+    evidence = dict(finding.evidence)
+    evidence["api_kind"] = view.kind
+    evidence["api_addresses"] = list(view.addresses)
+    if view.external_name is not None:
+        evidence["api_external_name"] = view.external_name
+    base = replace(finding, evidence=evidence)
+    has_records = view.kind != "missing" and (view.kind != "headless" or bool(view.addresses))
+    if outcome.kind == "answer" and outcome.rcode == "NXDOMAIN" and has_records:
+        return replace(
+            base,
+            summary=f"{finding.summary}, but {view.describe()}",
+            remediation=(
+                f"The Service exists, so the DNS server {outcome.server}:{outcome.port} does not "
+                f"answer from kube-dns: check that it is the DNS proxy and forwards "
+                f"{target.cluster_domain} to kube-dns, that the cluster domain really is "
+                f"{target.cluster_domain} (else give --cluster-domain), and that kube-dns is "
+                "healthy: `kubectl -n kube-system logs -l k8s-app=kube-dns`."
+            ),
+        )
+    if outcome.kind != "answer" or outcome.rcode != "NOERROR":
+        return base
+    if view.kind == "cluster-ip" and not view.addresses:
+        return base  # an IPv6-only Service: an A query cannot be compared
+    name = outcome.qname
+    answers = list(outcome.addresses)
+    got = _ipv4(answers)
+    latency = f"in {outcome.latency_ms:g} ms"
+    kw: dict[str, Any] = {"evidence": evidence, "address": finding.address}
+    found = {facts.ADDRESS: answers[0], facts.ADDRESSES: answers} if answers else {}
+    check_cmd = f"dig @{outcome.server} -p {outcome.port} {name}"
+    kubectl = f"kubectl get service {target.service} -n {target.namespace} -o wide"
+
+    if view.kind == "external-name":
+        alias = (view.external_name or "").rstrip(".").lower()
+        cnames = [c.rstrip(".").lower() for c in outcome.cnames]
+        if alias in cnames and answers:
+            return passed(
+                f"{name} -> CNAME {view.external_name} -> {', '.join(answers)} (ExternalName, "
+                f"as the API says) {latency}",
+                facts=found,
+                **kw,
+            )
+        if alias in cnames:
+            return failed(
+                f"{name} -> CNAME {view.external_name}, which has no address",
+                remediation=f"The alias target does not resolve: `{check_cmd}`; check the "
+                f"name in the Service (`{kubectl}`) and that {view.external_name} exists.",
+                **kw,
+            )
+        said = ", ".join(outcome.cnames or answers) or "nothing"
+        return failed(
+            f"DNS answers {said} but {view.describe()}",
+            remediation=f"kube-dns should answer a CNAME for an ExternalName Service. Compare "
+            f"`{check_cmd}` with `{kubectl}`; a DNS server other than the proxy may have "
+            "answered.",
+            **kw,
+        )
+
+    if not got:
+        return base  # NODATA: classify's failure already says it
+    if got == view.addresses:
+        what = "ClusterIP" if view.kind == "cluster-ip" else "pod addresses (headless)"
+        ranges_given = bool(service_cidrs or pod_cidrs)
+        if ranges_given and any(range_of(a, service_cidrs, pod_cidrs) is None for a in got):
+            return warned(
+                f"{name} -> {', '.join(answers)} ({what}, as the API says) {latency}, but "
+                f"outside the given ranges ({', '.join(cidr_list(service_cidrs + pod_cidrs))})",
+                remediation="The API allocated these addresses, so the --service-cidr/"
+                "--pod-cidr given to k8sreach (or the profile) are probably wrong.",
+                facts=found,
+                **kw,
+            )
+        return passed(
+            f"{name} -> {', '.join(answers)} ({what}, as the API says) {latency}",
+            facts=found,
+            **kw,
+        )
+
+    stale = [a for a in got if a not in view.addresses]
+    missing = [a for a in view.addresses if a not in got]
+    evidence["unexpected"] = stale
+    evidence["missing"] = missing
+    foreign = (service_cidrs or pod_cidrs) and any(
+        range_of(a, service_cidrs, pod_cidrs) is None for a in stale
+    )
+    label = "not a cluster address" if foreign else "stale record"
+    if view.kind == "headless" and stale and missing:
+        label = f"stale: {', '.join(stale)}; missing: {', '.join(missing)}"
+    elif view.kind == "headless" and missing:
+        label = f"missing: {', '.join(missing)}"
+    return failed(
+        f"DNS answers {', '.join(got)} but {view.describe()} ({label})",
+        remediation=(
+            f"The DNS answer differs from the API. A cache on the way (the DNS proxy, or a "
+            f"resolver cache on this client) or kube-dns itself holds an old record, or a "
+            f"DNS server other than the cluster's answered. Compare `{check_cmd}` with "
+            f"`{kubectl}`; restart the DNS proxy to drop its cache, and check kube-dns: "
+            "`kubectl -n kube-system logs -l k8s-app=kube-dns`."
+        ),
+        **kw,
+    )
+
+
+def explained_by_api(finding: Finding, outcome: DnsOutcome, view: ApiView | None) -> str | None:
+    """Return the cluster check whose failure explains this DNS failure, if any: NXDOMAIN for
+    a Service the API lacks, or no record for a headless Service without ready endpoints."""
+    if finding.status is not Status.FAIL or view is None or outcome.kind != "answer":
+        return None
+    if view.kind == "missing" and outcome.rcode == "NXDOMAIN":
+        return "service-exists"
+    no_record = outcome.rcode == "NXDOMAIN" or (
+        outcome.rcode == "NOERROR" and not outcome.addresses
+    )
+    if view.kind == "headless" and not view.addresses and no_record:
+        return "endpoints-ready"
+    return None
+
+
 class DnsResolves(Check):
     """Asks the DNS server for the Service's FQDN: NXDOMAIN, SERVFAIL, REFUSED, no answer,
     nothing listening, or an address outside the cluster ranges; evidence: server, rcode,
@@ -173,7 +362,12 @@ class DnsResolves(Check):
     id = "dns-resolves"
     hop = Hop.DNS
     order = 100
+    # not facts.ENDPOINTS: kube-proxy-rules provides it too and needs the address from here
+    wants = (facts.SERVICE, BACKENDS)
     provides = (facts.ADDRESS, facts.ADDRESSES)
+    # The runner only looks at checks earlier on the path, and these come later: run() marks
+    # caused_by itself (see explained_by_api); the declaration documents the relation.
+    explained_by = ("service-exists", "endpoints-ready")
 
     def run(self, ctx: RunContext) -> Finding:
         settings = ctx.settings
@@ -191,4 +385,19 @@ class DnsResolves(Check):
         outcome = query(server, port, ctx.target.fqdn, "A", ctx.probe_timeout())
         finding = classify(outcome, ctx.target, settings.service_cidr, settings.pod_cidr)
         finding.evidence["server_from"] = origin
+        missing = ctx.result("service-exists")
+        view = api_view(
+            ctx.fact(facts.SERVICE),
+            ctx.fact(BACKENDS),
+            service_missing=missing is not None and missing.evidence.get("found") is False,
+        )
+        if view is None:
+            return finding
+        finding = compare_with_api(
+            finding, outcome, ctx.target, view, settings.service_cidr, settings.pod_cidr
+        )
+        cause = explained_by_api(finding, outcome, view)
+        cause_result = ctx.result(cause) if cause else None
+        if cause_result is not None and cause_result.status is Status.FAIL:
+            finding = replace(finding, caused_by=cause)
         return finding

@@ -239,9 +239,13 @@ class GatewayForwarding(Check):
     wants = (facts.ADDRESS,)
 
     def run(self, ctx: RunContext) -> Finding:
-        live_raw = _gateway.read(ctx, "/proc/sys/net/ipv4/ip_forward")
+        live_raw, fw, persisted, rp_filter = _gateway.parallel(
+            lambda: _gateway.read(ctx, "/proc/sys/net/ipv4/ip_forward"),
+            lambda: _gateway.firewall(ctx),
+            lambda: _persisted(ctx),
+            lambda: _rp_filter(ctx),
+        )
         live = live_raw.decode(errors="replace").strip() if live_raw is not None else None
-        fw = _gateway.firewall(ctx)
         cidrs = [str(n) for n in (*ctx.settings.pod_cidr, *ctx.settings.service_cidr)]
         notes = list(fw.problems)
         if not cidrs:
@@ -256,11 +260,11 @@ class GatewayForwarding(Check):
                 notes.append("the legacy iptables FORWARD chain drops too")
         found = Forwarding(
             live=live,
-            persisted=_persisted(ctx),
+            persisted=persisted,
             iptables_policy=policy,
             iptables_accepts=accepts,
             nft_drops=_nft_native_drops(fw.nft, fw.iptables is not None, cidrs),
-            rp_filter=_rp_filter(ctx),
+            rp_filter=rp_filter,
             cidrs=cidrs,
             tool=fw.tool,
             policy_line=_policy_line(fw.iptables),

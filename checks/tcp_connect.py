@@ -10,7 +10,7 @@ from k8sreach.target import Target
 from k8sreach.tcpprobe import TcpOutcome, connect
 
 
-def classify(outcome: TcpOutcome, target: Target) -> Finding:
+def classify(outcome: TcpOutcome, target: Target, timeout: float | None = None) -> Finding:
     """Connected, refused, timed out and unreachable are four different diagnoses."""
     where = f"{outcome.address}:{outcome.port}"
     evidence: dict[str, object] = {
@@ -45,7 +45,8 @@ def classify(outcome: TcpOutcome, target: Target) -> Finding:
         )
     if outcome.kind == "timeout":
         return failed(
-            f"connection to {where} timed out after {outcome.latency_ms / 1000:g} s "
+            f"connection to {where} timed out after "
+            f"{timeout if timeout is not None else round(outcome.latency_ms / 1000, 1):g} s "
             "(no answer at all)",
             remediation=(
                 "Packets to the Service are dropped silently somewhere on the path. On the "
@@ -96,4 +97,5 @@ class TcpConnect(Check):
     def run(self, ctx: RunContext) -> Finding:
         address = ctx.fact(facts.ADDRESS)
         port = int(ctx.fact(facts.PORT))
-        return classify(connect(address, port, ctx.probe_timeout()), ctx.target)
+        timeout = ctx.probe_timeout()
+        return classify(connect(address, port, timeout), ctx.target, round(timeout, 2))

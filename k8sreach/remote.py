@@ -159,6 +159,8 @@ def _check_option(key: str, value: str) -> None:
             "config", f"ssh option name {key!r} is not an ssh keyword (letters and digits only)"
         )
     reason = _FORCED_OPTIONS.get(key.lower())
+    if key.lower() == "batchmode" and value.lower() == "yes":
+        reason = None  # what k8sreach sets anyway: harmless, and common in users' configs
     if reason is not None:
         raise AccessError("config", f"ssh option {key} cannot be set: {reason}")
     if not value or any(ch in value for ch in "\r\n\0"):

@@ -18,9 +18,12 @@ from k8sreach.target import Target
 
 LOG = logging.getLogger(__name__)
 
+_PAST = {Status.FAIL: "failed", Status.ERROR: "crashed", Status.SKIP: "was skipped"}
+
 _MISSING = {
     facts.ADDRESS: "no address to probe",
     facts.PORT: "no port known: give -p PORT or TARGET:PORT",
+    facts.SERVICE: "no Service object from the API",
 }
 
 
@@ -79,7 +82,7 @@ def _missing_need(chk: Check, ctx: RunContext, plan: _Plan) -> Finding | None:
         if culprit is not None:
             return Finding(
                 Status.SKIP,
-                f"{reason}: {culprit.id} {culprit.status.value}ed",
+                f"{reason}: {culprit.id} {_PAST[culprit.status]}",
                 caused_by=culprit.caused_by or culprit.id,
             )
         return Finding(Status.SKIP, reason)

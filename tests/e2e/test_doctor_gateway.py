@@ -1,0 +1,189 @@
+"""End-to-end: the gateway checks over SSH on the lab, one injected fault at a time."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from tests.e2e.helpers import doctor, fault
+
+pytestmark = pytest.mark.lab
+
+GATEWAY_CHECKS = (
+    "gateway-forwarding",
+    "bgp-peer-established",
+    "kube-proxy-binary",
+    "kube-proxy-rules",
+)
+
+
+def test_healthy_full_chain_passes_over_ssh(lab):
+    run = doctor(lab)
+    assert run.code == 0, run.stdout + run.stderr
+    network = {c["id"]: c["status"] for c in run.doc["checks"] if c["hop"] != "cluster"}
+    assert set(network.values()) == {"pass"}, network
+    hops = [c["hop"] for c in run.doc["checks"] if c["hop"] != "cluster"]
+    assert hops == ["client", "dns", "gateway", "gateway", "gateway", "gateway", "service"]
+    fwd = run.check("gateway-forwarding")["evidence"]
+    assert (fwd["ip_forward_live"], fwd["ip_forward_persisted"], fwd["forward_policy"]) == (
+        "1",
+        "1",
+        "ACCEPT",
+    )
+    bgp = run.check("bgp-peer-established")["evidence"]
+    assert [(p["address"], p["info"]) for p in bgp["peers"]] == [(lab.node_ip, "Established")]
+    assert bgp["learned_routes"] == {lab.pod_ip: f"10.244.1.0/24 via {lab.node_ip}"}
+    binary = run.check("kube-proxy-binary")["evidence"]
+    assert binary["sha256"] == lab.kube_proxy_sha256
+    assert binary["version_run"]["version"] == "v1.29.3"
+    rules = run.check("kube-proxy-rules")["evidence"]
+    assert rules["endpoints"] == [f"{lab.pod_ip}:{lab.service_port}"]
+
+
+def test_ip_forward_off_fails_forwarding_and_explains_the_timeout(lab):
+    with fault(lab, "ip-forward-off"):
+        run = doctor(lab, "--timeout", "1")
+    assert run.code == 1
+    assert run.doc["first_failure"] == "gateway-forwarding"
+    fwd = run.check("gateway-forwarding")
+    assert fwd["summary"] == "net.ipv4.ip_forward is 0: the gateway does not forward at all"
+    assert fwd["evidence"]["ip_forward_live"] == "0"
+    assert "sysctl -w net.ipv4.ip_forward=1" in fwd["remediation"]
+    tcp = run.check("tcp-connect")
+    assert tcp["evidence"]["outcome"] == "timeout"
+    assert tcp["caused_by"] == "gateway-forwarding"
+
+
+def test_forward_policy_drop_with_forwarding_on_fails_with_the_policy_line(lab):
+    with fault(lab, "forward-policy-drop"):
+        run = doctor(lab, "--timeout", "1")
+    assert run.doc["first_failure"] == "gateway-forwarding"
+    fwd = run.check("gateway-forwarding")
+    assert fwd["evidence"]["ip_forward_live"] == "1"
+    assert fwd["evidence"]["forward_policy_line"] == ":FORWARD DROP"
+    assert fwd["summary"].startswith("the FORWARD chain's policy is DROP")
+    assert f"iptables -I FORWARD -d {lab.pod_cidr} -j ACCEPT" in fwd["remediation"]
+
+
+def test_forwarding_not_persisted_warns_and_the_path_still_works(lab):
+    with fault(lab, "ip-forward-not-persisted"):
+        run = doctor(lab)
+    assert run.code == 0
+    fwd = run.check("gateway-forwarding")
+    assert fwd["status"] == "warn"
+    assert fwd["evidence"]["ip_forward_live"] == "1"
+    assert fwd["evidence"]["ip_forward_persisted"] == "0"
+    assert "forwarding stops at the next reboot" in fwd["summary"]
+    assert run.doc["reachable"] is True
+
+
+def test_stopped_bgp_peer_fails_with_state_and_cause(lab):
+    with fault(lab, "bgp-peer-stopped"):
+        run = doctor(lab, "--timeout", "1")
+    assert run.doc["first_failure"] == "bgp-peer-established"
+    bgp = run.check("bgp-peer-established")
+    peer = bgp["evidence"]["peers"][0]
+    assert peer["address"] == lab.node_ip
+    assert peer["info"] != "Established"
+    assert "Administrative shutdown" in peer["message"]
+    assert "the peer shut the session down" in bgp["summary"]
+    assert run.check("tcp-connect")["caused_by"] == "bgp-peer-established"
+
+
+def test_sessions_up_but_pod_route_not_exported_is_its_own_failure(lab):
+    with fault(lab, "pod-route-not-exported"):
+        run = doctor(lab, "--timeout", "1")
+    bgp = run.check("bgp-peer-established")
+    assert bgp["status"] == "fail"
+    assert [p["info"] for p in bgp["evidence"]["peers"]] == ["Established"]
+    assert bgp["summary"] == (
+        f"all 1 BGP peers Established, but the gateway has no BGP-learned route for {lab.pod_ip}"
+    )
+    assert run.doc["first_failure"] == "bgp-peer-established"
+
+
+def test_segfaulting_kube_proxy_is_reported_corrupt(lab):
+    with fault(lab, "kube-proxy-segfault"):
+        run = doctor(lab)
+    binary = run.check("kube-proxy-binary")
+    assert binary["status"] == "fail"
+    assert run.doc["first_failure"] == "kube-proxy-binary"
+    assert "is corrupt" in binary["summary"]
+    assert binary["evidence"]["sha256"] != lab.kube_proxy_sha256
+    assert lab.kube_proxy_sha256 in binary["remediation"]
+
+
+def test_segfault_is_diagnosed_without_a_known_checksum(lab):
+    with fault(lab, "kube-proxy-segfault"):
+        argv_run = doctor(lab)
+        # Same fault, no expected checksum: the SIGSEGV alone says "corrupt".
+        from tests.e2e.helpers import Run  # noqa: F401
+
+        run = doctor(lab, "--kube-proxy-sha256", "0" * 64)
+    assert argv_run.check("kube-proxy-binary")["status"] == "fail"
+    assert run.check("kube-proxy-binary")["status"] == "fail"
+
+
+def test_checksum_mismatch_of_a_working_binary_is_corruption(lab):
+    with fault(lab, "kube-proxy-checksum-mismatch"):
+        run = doctor(lab)
+    binary = run.check("kube-proxy-binary")
+    assert binary["status"] == "fail"
+    assert binary["evidence"]["version_run"]["kind"] == "ok"
+    assert binary["summary"].startswith("/usr/local/bin/kube-proxy is corrupt: sha256 ")
+    assert run.doc["reachable"] is True
+
+
+def test_go_panic_is_a_crash_not_corruption(lab):
+    with fault(lab, "kube-proxy-panic"):
+        run = doctor(lab)
+    binary = run.check("kube-proxy-binary")
+    assert binary["status"] == "fail"
+    assert binary["evidence"]["version_run"]["kind"] in ("go-panic",)
+
+
+def test_removed_dnat_rule_fails_rules_and_explains_the_timeout(lab):
+    with fault(lab, "dnat-removed"):
+        run = doctor(lab, "--timeout", "1")
+    rules = run.check("kube-proxy-rules")
+    assert rules["status"] == "fail"
+    assert rules["summary"].startswith(
+        f"no kube-proxy rule for {lab.service_ip}:{lab.service_port}"
+    )
+    assert run.doc["first_failure"] == "kube-proxy-rules"
+    assert run.check("tcp-connect")["caused_by"] == "kube-proxy-rules"
+
+
+def test_no_endpoints_reject_is_named_by_the_rules_check(lab):
+    with fault(lab, "no-endpoints-reject"):
+        run = doctor(lab)
+    rules = run.check("kube-proxy-rules")
+    assert rules["status"] == "fail"
+    assert "the Service has no endpoints" in rules["summary"]
+    assert run.check("tcp-connect")["evidence"]["outcome"] == "refused"
+    assert run.doc["first_failure"] == "kube-proxy-rules"
+
+
+@pytest.mark.parametrize("name", ["ssh-down", "ssh-blackhole"])
+def test_unreachable_ssh_skips_gateway_checks_and_ends_within_its_deadline(lab, name):
+    with fault(lab, name):
+        run = doctor(lab, "--timeout", "1")
+    for check_id in GATEWAY_CHECKS:
+        assert run.check(check_id)["status"] == "skip"
+        assert run.check(check_id)["summary"].startswith("cannot reach the gateway over SSH")
+    assert run.statuses()["route-present"] == "pass"
+    assert run.statuses()["dns-resolves"] == "pass"
+    assert run.statuses()["tcp-connect"] == "pass"
+    assert run.code == 0
+    assert run.seconds < 1 * 3 + 1 + 1.5
+
+
+def test_hostile_path_is_a_file_name_not_a_command(lab):
+    marker = f"/tmp/k8sreach-owned-{uuid.uuid4().hex[:8]}"
+    run = doctor(lab, "--kube-proxy-path", f"/x; touch {marker}")
+    assert not os.path.exists(marker)
+    binary = run.check("kube-proxy-binary")
+    assert binary["status"] == "fail"
+    assert binary["summary"] == f"no kube-proxy at /x; touch {marker} (--kube-proxy-path)"
