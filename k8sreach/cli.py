@@ -161,8 +161,9 @@ def list_checks() -> None:
     loaded = plugins.load()
     import textwrap
 
-    rows = [[c.id, c.hop.value, "\n".join(textwrap.wrap(c.description(), 70))]
-            for c in loaded.checks]
+    rows = [
+        [c.id, c.hop.value, "\n".join(textwrap.wrap(c.description(), 70))] for c in loaded.checks
+    ]
     click.echo(tabulate(rows, headers=["ID", "HOP", "DESCRIPTION"], tablefmt="simple"))
     for err in loaded.errors:
         click.echo(f"warning: {err}", err=True)
