@@ -170,6 +170,31 @@ def list_checks() -> None:
 
 
 @cli.command()
+@click.argument("runbook_id", required=False)
+@click.option(
+    "--os",
+    "os_name",
+    type=click.Choice(["linux", "macos", "windows"]),
+    help="Client OS for the steps (default: this machine's).",
+)
+def runbook(runbook_id: str | None, os_name: str | None) -> None:
+    """List the runbooks, or print one: the steps for a kind of failure."""
+    from k8sreach import runbooks
+
+    if runbook_id is None:
+        from tabulate import tabulate
+
+        rows = [[e.id, e.check, e.title] for e in runbooks.entries()]
+        click.echo(tabulate(rows, headers=["ID", "CHECK", "FAILURE"], tablefmt="simple"))
+        return
+    entry = runbooks.get(runbook_id)
+    if entry is None:
+        known = ", ".join(e.id for e in runbooks.entries())
+        raise UserError(f"no runbook '{runbook_id}' (runbooks: {known})")
+    click.echo(runbooks.render(entry, os_name=os_name), nl=False)
+
+
+@cli.command()
 @click.option("--keep-going", is_flag=True, help="Do not stop at the first unexpected result.")
 def demo(keep_going: bool) -> None:
     """Build the network lab (root, Linux), diagnose the healthy path and injected faults."""
