@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+from checks._common import range_of
 from k8sreach import check as facts
 from k8sreach.check import Check
+from k8sreach.config import IPNetwork
 from k8sreach.context import RunContext
 from k8sreach.result import Finding, Hop, failed, passed
 from k8sreach.target import Target
 from k8sreach.tcpprobe import TcpOutcome, connect
 
 
-def classify(outcome: TcpOutcome, target: Target, timeout: float | None = None) -> Finding:
-    """Connected, refused, timed out and unreachable are four different diagnoses."""
+def hop_of(
+    sender: str, target: str, gateway: str | None, pod_cidrs: tuple[IPNetwork, ...] = ()
+) -> str:
+    """Which part of the path an answering address belongs to."""
+    if sender == target:
+        return "service"
+    if gateway and sender == gateway:
+        return "gateway"
+    if range_of(sender, (), pod_cidrs) == "pod":
+        return "pod"
+    return "router"
+
+
+def classify(
+    outcome: TcpOutcome,
+    target: Target,
+    timeout: float | None = None,
+    gateway: str | None = None,
+    pod_cidrs: tuple[IPNetwork, ...] = (),
+) -> Finding:
+    """Connected; reset by the target; rejected on the way (ICMP, naming the sender);
+    unreachable (naming the router); silent timeout: five different diagnoses."""
     where = f"{outcome.address}:{outcome.port}"
     evidence: dict[str, object] = {
         "address": outcome.address,
@@ -22,8 +44,22 @@ def classify(outcome: TcpOutcome, target: Target, timeout: float | None = None) 
     }
     if outcome.local:
         evidence["local"] = outcome.local
+    sender_hop = None
+    if outcome.icmp is not None:
+        sender_hop = hop_of(outcome.icmp.sender, outcome.address, gateway, pod_cidrs)
+        evidence["answered_by"] = outcome.icmp.sender
+        evidence["answered_by_hop"] = sender_hop
+        evidence["icmp"] = {
+            "type": outcome.icmp.type,
+            "code": outcome.icmp.code,
+            "meaning": outcome.icmp.meaning,
+        }
+    elif outcome.kind == "reset":
+        evidence["answered_by"] = outcome.address
+        evidence["answered_by_hop"] = "service"
     kw = {"evidence": evidence, "address": where}
     svc = f"{target.service} -n {target.namespace}"
+    seconds = timeout if timeout is not None else round(outcome.latency_ms / 1000, 1)
 
     if outcome.kind == "connected":
         return passed(
@@ -31,23 +67,52 @@ def classify(outcome: TcpOutcome, target: Target, timeout: float | None = None) 
             facts={facts.REACHABLE: True},
             **kw,
         )
+    if outcome.kind == "reset":
+        return failed(
+            f"{where} answered with a TCP reset after {outcome.latency_ms:g} ms: the packets "
+            "arrive, but nothing listens on the target port",
+            remediation=(
+                "The connection reached the pod (or what the ClusterIP is translated to) and "
+                "was reset: no process listens on the target port there. Check the pod's "
+                f"process and logs (`kubectl logs` for the pods of {svc}), and that the "
+                "Service's targetPort is the port the container listens on "
+                f"(`kubectl get service {svc} -o yaml`)."
+            ),
+            **kw,
+        )
+    if outcome.kind == "rejected" and outcome.icmp is not None:
+        by = f"{outcome.icmp.sender} ({sender_hop})"
+        if outcome.icmp.port_unreachable and sender_hop == "gateway":
+            remedy = (
+                "The gateway's kube-proxy rejects the connection: that is its rule for a "
+                f"Service without ready endpoints. Check `kubectl get endpoints {svc}` and "
+                "the pods' readiness; with --ssh k8sreach reads the gateway's rules."
+            )
+        else:
+            remedy = (
+                f"{outcome.icmp.sender} refuses the connection with ICMP "
+                f"{outcome.icmp.meaning}: a firewall rule (REJECT) or kube-proxy's rule for "
+                "a Service without endpoints on that host."
+            )
+        return failed(
+            f"connection to {where} rejected on the way by {by}: ICMP {outcome.icmp.meaning}",
+            remediation=remedy,
+            **kw,
+        )
     if outcome.kind == "refused":
         return failed(
             f"connection to {where} refused after {outcome.latency_ms:g} ms",
             remediation=(
-                "Something on the path answered at once that nothing takes this connection. "
-                "Either kube-proxy rejects it because the Service has no ready endpoints "
-                f"(`kubectl get endpoints {svc}`; check the pods' readiness), or the pod's "
-                "process does not listen on the target port (check the Service's targetPort "
-                "and the pod's logs)."
+                "Something on the path answered at once that nothing takes this connection: "
+                "kube-proxy's REJECT for a Service without ready endpoints "
+                f"(`kubectl get endpoints {svc}`), or no process listening on the pod's target "
+                "port. (On Linux k8sreach tells these two apart.)"
             ),
             **kw,
         )
     if outcome.kind == "timeout":
         return failed(
-            f"connection to {where} timed out after "
-            f"{timeout if timeout is not None else round(outcome.latency_ms / 1000, 1):g} s "
-            "(no answer at all)",
+            f"connection to {where} timed out after {seconds:g} s (no answer at all)",
             remediation=(
                 "Packets to the Service are dropped silently somewhere on the path. On the "
                 "gateway check forwarding (`sysctl net.ipv4.ip_forward`, `iptables -S FORWARD` "
@@ -58,12 +123,23 @@ def classify(outcome: TcpOutcome, target: Target, timeout: float | None = None) 
             **kw,
         )
     if outcome.kind == "unreachable":
+        if outcome.icmp is not None:
+            return failed(
+                f"{outcome.icmp.meaning} for {where}, said by {outcome.icmp.sender} ({sender_hop})",
+                remediation=(
+                    f"{outcome.icmp.sender} has no route onward to {outcome.address}. On that "
+                    "host check its routes to the pods (`ip route get "
+                    f"{outcome.address}`); on the gateway, the routes learned over BGP."
+                ),
+                **kw,
+            )
         return failed(
-            f"{outcome.unreachable} unreachable for {where} ({outcome.errno})",
+            f"{outcome.unreachable} unreachable for {where} ({outcome.errno}): this client has "
+            "no usable route",
             remediation=(
-                f"A router (or this client) reports {outcome.unreachable} unreachable for "
-                f"{outcome.address}: a route on the way is missing. Check the client's route "
-                "for the cluster ranges and the gateway's routes to the pods."
+                f"This client reports {outcome.unreachable} unreachable for {outcome.address}. "
+                "Check its route for the cluster ranges (`ip route get "
+                f"{outcome.address}`)."
             ),
             **kw,
         )
@@ -77,8 +153,9 @@ def classify(outcome: TcpOutcome, target: Target, timeout: float | None = None) 
 
 
 class TcpConnect(Check):
-    """Connects to the Service's address and port: connected, refused, timed out, or
-    network/host unreachable; evidence: errno and latency."""
+    """Connects to the Service's address and port and says who answered: connected, reset
+    by the target, rejected on the way (ICMP, naming the sender and its hop), unreachable
+    (naming the router), or a silent timeout; evidence: errno, ICMP sender, latency."""
 
     id = "tcp-connect"
     hop = Hop.SERVICE
@@ -98,4 +175,10 @@ class TcpConnect(Check):
         address = ctx.fact(facts.ADDRESS)
         port = int(ctx.fact(facts.PORT))
         timeout = ctx.probe_timeout()
-        return classify(connect(address, port, timeout), ctx.target, round(timeout, 2))
+        return classify(
+            connect(address, port, timeout),
+            ctx.target,
+            round(timeout, 2),
+            ctx.settings.gateway,
+            ctx.settings.pod_cidr,
+        )

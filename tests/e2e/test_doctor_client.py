@@ -77,16 +77,34 @@ def test_name_that_does_not_exist_is_nxdomain(lab):
     assert run.check("tcp-connect")["status"] == "skip"
 
 
-def test_service_without_endpoints_is_refused_at_once(lab):
+def test_service_without_endpoints_is_rejected_at_once_by_the_gateway(lab):
     with fault(lab, "no-endpoints-reject"):
         run = doctor(lab, ssh=False)
     assert run.code == 1
     assert run.doc["first_failure"] == "tcp-connect"
     tcp = run.check("tcp-connect")
-    assert tcp["evidence"]["outcome"] == "refused"
+    assert tcp["evidence"]["outcome"] == "rejected"
     assert tcp["evidence"]["errno"] == "ECONNREFUSED"
+    assert tcp["evidence"]["answered_by"] == lab.gateway_ip
+    assert tcp["evidence"]["answered_by_hop"] == "gateway"
+    assert tcp["evidence"]["icmp"] == {"type": 3, "code": 3, "meaning": "port unreachable"}
     assert tcp["evidence"]["latency_ms"] < 500
+    assert tcp["summary"] == (
+        f"connection to {lab.service_ip}:{lab.service_port} rejected on the way by "
+        f"{lab.gateway_ip} (gateway): ICMP port unreachable"
+    )
+    assert "Service without ready endpoints" in tcp["remediation"]
     assert run.statuses()["dns-resolves"] == "pass"
+
+
+def test_stopped_pod_listener_is_a_reset_by_the_target(lab):
+    with fault(lab, "pod-listener-stopped"):
+        run = doctor(lab, ssh=False)
+    tcp = run.check("tcp-connect")
+    assert tcp["evidence"]["outcome"] == "reset"
+    assert tcp["evidence"]["answered_by_hop"] == "service"
+    assert "icmp" not in tcp["evidence"]
+    assert "nothing listens on the target port" in tcp["summary"]
 
 
 def test_missing_dnat_rule_times_out(lab):
