@@ -14,7 +14,7 @@ from k8sreach.parsers.elf import ElfInfo, elf_matches_machine, parse_elf_header
 from k8sreach.parsers.errors import ParseError
 from k8sreach.parsers.kube_proxy import VersionRun, classify_version_run, execstart_argv
 from k8sreach.remote import AccessError, SshHost
-from k8sreach.result import Finding, Hop, Status, failed, passed
+from k8sreach.result import Finding, Hop, Status, failed, passed, warned
 
 UNIT_FILES = (
     "/etc/systemd/system/kube-proxy.service",
@@ -147,6 +147,9 @@ def judge(b: Binary, reference: str | None = None) -> Finding:
             "install a release without the bug.",
             **kw,
         )
+    if run is not None and run.kind == "killed" and run.signal is None:
+        # Our own timeout cut it: a hung binary, or only a slow or loaded gateway.
+        return warned(f"kube-proxy --version {run.detail}; its state is unknown", **kw)
     if run is not None and run.kind != "ok":
         return failed(f"kube-proxy --version failed: {run.detail}", **kw)
     version = run.version if run else "unknown version"

@@ -172,22 +172,53 @@ def run(
 
 
 def _attribute(plan: _Plan, results: list[CheckResult]) -> tuple[CheckResult, ...]:
-    """Mark each failure that an earlier failure explains with `caused_by` (its root)."""
+    """Mark each failure that another failure explains with `caused_by`, naming the root.
+
+    A check lists in `explained_by` the checks whose failure would explain its own: a
+    timeout to the ClusterIP is explained by a missing route or by forwarding that is off.
+    The cause may sit anywhere on the path (an NXDOMAIN is explained by a Service the API
+    does not have, checked later); when several could explain it, the one nearest the
+    client wins. Chains are followed to their root and never loop.
+    """
     by_id = {c.id: c for c in plan.checks}
-    failed_ids = [r.id for r in results if r.status in (Status.FAIL, Status.ERROR)]
-    out: list[CheckResult] = []
-    roots: dict[str, str] = {}
+    status = {r.id: r.status for r in results}
+    order = [r.id for r in results]
+    cause: dict[str, str] = {r.id: r.caused_by for r in results if r.caused_by}
     for r in results:
-        chk = by_id[r.id]
-        if r.status is Status.FAIL and r.caused_by is None:
-            earlier = failed_ids[: failed_ids.index(r.id)]
-            cause = next((f for f in earlier if f in chk.explained_by), None)
-            if cause is not None:
-                r = replace(r, caused_by=roots.get(cause, cause))
-        if r.caused_by:
-            roots[r.id] = roots.get(r.caused_by, r.caused_by)
-        out.append(r)
-    return tuple(out)
+        if r.status is not Status.FAIL or r.id in cause:
+            continue
+        candidates = [
+            c
+            for c in order
+            if c in by_id[r.id].explained_by and c != r.id and status.get(c) is Status.FAIL
+        ]
+        for candidate in candidates:
+            if not _leads_to(candidate, r.id, cause):
+                cause[r.id] = candidate
+                break
+
+    def root(check_id: str) -> str:
+        seen = {check_id}
+        while check_id in cause and cause[check_id] not in seen:
+            check_id = cause[check_id]
+            seen.add(check_id)
+        return check_id
+
+    return tuple(
+        replace(r, caused_by=root(r.id)) if r.id in cause and root(r.id) != r.id else r
+        for r in results
+    )
+
+
+def _leads_to(start: str, target: str, cause: dict[str, str]) -> bool:
+    """True when start is (transitively) caused by target: marking would make a loop."""
+    seen = set()
+    while start in cause and start not in seen:
+        seen.add(start)
+        start = cause[start]
+        if start == target:
+            return True
+    return False
 
 
 def _overdue(

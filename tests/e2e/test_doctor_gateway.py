@@ -162,7 +162,7 @@ def test_no_endpoints_reject_is_named_by_the_rules_check(lab):
     rules = run.check("kube-proxy-rules")
     assert rules["status"] == "fail"
     assert "the Service has no endpoints" in rules["summary"]
-    assert run.check("tcp-connect")["evidence"]["outcome"] == "refused"
+    assert run.check("tcp-connect")["evidence"]["outcome"] == "rejected"
     assert run.doc["first_failure"] == "kube-proxy-rules"
 
 

@@ -168,3 +168,27 @@ def test_a_failure_explained_by_an_earlier_one_is_marked_caused_by_it():
 def test_an_unrelated_later_failure_stays_its_own_root_cause():
     report = runner.run([Connector(), RouteLike(), Resolver()], Settings(), TARGET)
     assert next(r for r in report.results if r.id == "connector").caused_by is None
+
+
+class LaterCause(Check):
+    """Fails after the timeout in path order but explains it."""
+
+    id = "later-cause"
+    hop = Hop.SERVICE
+    order = 999
+    explained_by = ("timeout-like",)
+
+    def run(self, ctx):
+        return failed("the real cause")
+
+
+def test_a_cause_later_on_the_path_still_explains_and_mutual_claims_do_not_loop():
+    class Explained(TimeoutLike):
+        id = "timeout-like"
+        explained_by = ("later-cause",)
+
+    report = runner.run([Explained(), LaterCause(), Resolver()], Settings(), TARGET)
+    marks = {r.id: r.caused_by for r in report.results}
+    assert marks["timeout-like"] == "later-cause"
+    assert marks["later-cause"] is None
+    assert report.first_failure.id == "later-cause"
