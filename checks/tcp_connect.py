@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from checks._common import range_of
 from k8sreach import check as facts
+from k8sreach import trace
 from k8sreach.check import Check
 from k8sreach.config import IPNetwork
 from k8sreach.context import RunContext
 from k8sreach.result import Finding, Hop, failed, passed
 from k8sreach.target import Target
 from k8sreach.tcpprobe import TcpOutcome, connect
+from k8sreach.trace import HopAnswer, Trace
+
+LOG = logging.getLogger(__name__)
 
 
 def hop_of(
@@ -25,12 +33,54 @@ def hop_of(
     return "router"
 
 
+def _trace_hop(
+    answer: HopAnswer, target: str, gateway: str | None, pod_cidrs: tuple[IPNetwork, ...]
+) -> str | None:
+    if answer.sender is None:
+        return None
+    if answer.sender == target and answer.kind == "time-exceeded":
+        # A router that DNATs the ClusterIP answers for it: conntrack rewrites the ICMP
+        # error's source to the address the client asked for. The first one is the gateway.
+        return "gateway" if answer.ttl == 1 and gateway else "router"
+    return hop_of(answer.sender, target, gateway, pod_cidrs)
+
+
+def localise(
+    found: Trace, target: str, gateway: str | None, pod_cidrs: tuple[IPNetwork, ...]
+) -> tuple[list[dict[str, object]], str | None, str]:
+    """The hops a probe crossed, the hop where packets stop, and a sentence saying so."""
+    path: list[dict[str, object]] = [
+        {
+            "ttl": h.ttl,
+            "address": h.sender,
+            "answer": h.kind,
+            "hop": _trace_hop(h, target, gateway, pod_cidrs),
+        }
+        for h in found.hops
+    ]
+    last = found.last
+    if last is None or last.sender is None:
+        return (
+            path,
+            None,
+            "no router answered TTL-limited probes: the packets stop at the first hop or "
+            "before it (the gateway does not forward them, or they are not sent to it)",
+        )
+    hop = _trace_hop(last, target, gateway, pod_cidrs)
+    if found.reached_target:
+        return path, "service", f"probes reach {last.sender}, which answers"
+    name = "the gateway" if hop == "gateway" else f"a {hop}"
+    return path, hop, f"packets reach {name} ({last.sender}, TTL {last.ttl}) and go no further"
+
+
 def classify(
     outcome: TcpOutcome,
     target: Target,
     timeout: float | None = None,
     gateway: str | None = None,
     pod_cidrs: tuple[IPNetwork, ...] = (),
+    found: Trace | None = None,
+    trace_note: str | None = None,
 ) -> Finding:
     """Connected; reset by the target; rejected on the way (ICMP, naming the sender);
     unreachable (naming the router); silent timeout: five different diagnoses."""
@@ -111,8 +161,15 @@ def classify(
             **kw,
         )
     if outcome.kind == "timeout":
+        stop = ""
+        if found is not None:
+            path, stopped_at, sentence = localise(found, outcome.address, gateway, pod_cidrs)
+            evidence.update(path=path, stopped_at_hop=stopped_at)
+            stop = f"; {sentence}"
+        elif trace_note:
+            evidence["localisation"] = trace_note
         return failed(
-            f"connection to {where} timed out after {seconds:g} s (no answer at all)",
+            f"connection to {where} timed out after {seconds:g} s (no answer at all){stop}",
             remediation=(
                 "Packets to the Service are dropped silently somewhere on the path. On the "
                 "gateway check forwarding (`sysctl net.ipv4.ip_forward`, `iptables -S FORWARD` "
@@ -175,10 +232,44 @@ class TcpConnect(Check):
         address = ctx.fact(facts.ADDRESS)
         port = int(ctx.fact(facts.PORT))
         timeout = ctx.probe_timeout()
+        reason = trace.available()
+        found = None
+        if reason is None:
+            outcome, found = _connect_and_trace(address, port, timeout)
+        else:
+            outcome = connect(address, port, timeout)
         return classify(
-            connect(address, port, timeout),
+            outcome,
             ctx.target,
             round(timeout, 2),
             ctx.settings.gateway,
             ctx.settings.pod_cidr,
+            found,
+            reason,
         )
+
+
+def _connect_and_trace(address: str, port: int, timeout: float) -> tuple[TcpOutcome, Trace | None]:
+    """Connect; if no answer comes quickly, trace the path meanwhile, within the same timeout.
+
+    A healthy connection is done in milliseconds and never starts the trace (nor imports
+    scapy); a silent one has its trace ready when the connect times out.
+    """
+    done = threading.Event()
+    grace = min(0.3, timeout / 4)
+
+    def delayed() -> Trace | None:
+        if done.wait(grace):
+            return None
+        return trace.syn_trace(address, port, max(0.2, timeout - grace - 0.1))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(delayed)
+        outcome = connect(address, port, timeout)
+        done.set()
+        try:
+            found = pending.result(timeout=timeout + 1)
+        except Exception as exc:  # a trace that fails must not hide the connect's outcome
+            LOG.debug("path trace failed: %s", exc, exc_info=True)
+            found = None
+    return outcome, found if outcome.kind == "timeout" else None
