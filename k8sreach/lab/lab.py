@@ -428,7 +428,14 @@ class Lab:
         lines = []
         for host, ip in (("gateway", self.gateway_ip), ("node", self.node_ip)):
             view = self._view(host)
-            for sub in ("run/sshd", "run/bird", "etc/sysctl.d", "etc/systemd/system", "bin"):
+            for sub in (
+                "run/sshd",
+                "run/bird",
+                "etc/sysctl.d",
+                "etc/systemd/system",
+                "bin",
+                "home",
+            ):
                 (view / sub).mkdir(parents=True, exist_ok=True)
             (view / "run").chmod(0o755)
             (view / "run" / "sshd").chmod(0o755)
