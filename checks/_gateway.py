@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from k8sreach.context import RunContext, Unavailable
-from k8sreach.parsers.errors import ParseError
-from k8sreach.parsers.iptables import Ruleset, parse_iptables_save
-from k8sreach.parsers.nft import NftRuleset, parse_nft_json
-from k8sreach.remote import AccessError, CommandResult, Host
+
+if TYPE_CHECKING:  # the parsers and the SSH layer load only when a gateway is read
+    from k8sreach.parsers.iptables import Ruleset
+    from k8sreach.parsers.nft import NftRuleset
+    from k8sreach.remote import CommandResult, Host
 
 LOG = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ def missing_program(result: CommandResult) -> bool:
 
 def run(ctx: RunContext, argv: list[str], input: bytes | None = None) -> CommandResult:
     """Run one read-only command on the gateway; lost access becomes a skip."""
+    from k8sreach.remote import AccessError
+
     host: Host = ctx.gateway()
     try:
         return host.run(argv, ctx.probe_timeout(), input=input)
@@ -44,6 +47,8 @@ def run(ctx: RunContext, argv: list[str], input: bytes | None = None) -> Command
 
 
 def read(ctx: RunContext, path: str) -> bytes | None:
+    from k8sreach.remote import AccessError
+
     try:
         return ctx.gateway().read_file(path, ctx.probe_timeout())
     except AccessError as exc:
@@ -76,6 +81,10 @@ def firewall(ctx: RunContext) -> Firewall:
 
 
 def _read_firewall(ctx: RunContext) -> Firewall:
+    from k8sreach.parsers.errors import ParseError
+    from k8sreach.parsers.iptables import parse_iptables_save
+    from k8sreach.parsers.nft import parse_nft_json
+
     problems: list[str] = []
     ipt = legacy = None
     nft = None

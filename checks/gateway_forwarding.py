@@ -6,14 +6,12 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks import _gateway
 from k8sreach import check as facts
 from k8sreach.check import Check
 from k8sreach.context import RunContext
-from k8sreach.parsers.iptables import ForwardAccept, Ruleset, forward_accept_rules, forward_policy
-from k8sreach.parsers.nft import NftRuleset, forward_chains
 from k8sreach.parsers.sysctl import (
     SYSCTL_CONF,
     SYSCTL_DIRS,
@@ -22,6 +20,10 @@ from k8sreach.parsers.sysctl import (
     rp_filter_meaning,
 )
 from k8sreach.result import Finding, Hop, Status
+
+if TYPE_CHECKING:  # the firewall parsers load when the gateway is read
+    from k8sreach.parsers.iptables import ForwardAccept, Ruleset
+    from k8sreach.parsers.nft import NftRuleset
 
 KEY = "net.ipv4.ip_forward"
 PERSIST_FILE = "/etc/sysctl.d/99-ip-forward.conf"
@@ -195,6 +197,8 @@ def _nft_native_drops(nft: NftRuleset | None, has_iptables: bool, cidrs: list[st
     for the cluster ranges (iptables-nft's own `ip filter` table is judged through iptables)."""
     if nft is None:
         return []
+    from k8sreach.parsers.nft import forward_chains
+
     drops = []
     for chain in forward_chains(nft):
         if has_iptables and chain.family in ("ip", "ip6") and chain.table == "filter":
@@ -239,6 +243,8 @@ class GatewayForwarding(Check):
     wants = (facts.ADDRESS,)
 
     def run(self, ctx: RunContext) -> Finding:
+        from k8sreach.parsers.iptables import forward_accept_rules, forward_policy
+
         live_raw, fw, persisted, rp_filter = _gateway.parallel(
             lambda: _gateway.read(ctx, "/proc/sys/net/ipv4/ip_forward"),
             lambda: _gateway.firewall(ctx),

@@ -13,7 +13,6 @@ from k8sreach.context import RunContext
 from k8sreach.parsers.elf import ElfInfo, elf_matches_machine, parse_elf_header
 from k8sreach.parsers.errors import ParseError
 from k8sreach.parsers.kube_proxy import VersionRun, classify_version_run, execstart_argv
-from k8sreach.remote import AccessError, SshHost
 from k8sreach.result import Finding, Hop, Status, failed, passed, warned
 
 UNIT_FILES = (
@@ -190,6 +189,8 @@ class KubeProxyBinary(Check):
 
 
 def _locate(ctx: RunContext) -> tuple[str, str] | None:
+    from k8sreach.remote import AccessError
+
     if ctx.settings.kube_proxy_path:
         return ctx.settings.kube_proxy_path, "--kube-proxy-path"
     for unit in UNIT_FILES:
@@ -271,6 +272,8 @@ def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
 
 def _expected(ctx: RunContext, path: str) -> tuple[str | None, str | None, str | None]:
     """The checksum the binary must have: --kube-proxy-sha256, else the reference node's."""
+    from k8sreach.remote import AccessError, SshHost
+
     if ctx.settings.kube_proxy_sha256:
         return ctx.settings.kube_proxy_sha256, "--kube-proxy-sha256", None
     ref = ctx.settings.kube_proxy_reference

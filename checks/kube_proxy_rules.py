@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks import _gateway
 from checks._common import range_of
 from k8sreach import check as facts
 from k8sreach.check import Check
 from k8sreach.context import RunContext
-from k8sreach.parsers.errors import ParseError
-from k8sreach.parsers.iptables import ServiceRules, service_rules
-from k8sreach.parsers.ipvs import IpvsTable, VirtualService, ipvs_service, parse_ipvsadm
-from k8sreach.parsers.nft import kube_proxy_service
 from k8sreach.result import Finding, Hop, failed, passed, skipped
+
+if TYPE_CHECKING:  # parsers load when the gateway is read, not at every start
+    from k8sreach.parsers.iptables import ServiceRules
+    from k8sreach.parsers.ipvs import IpvsTable, VirtualService
 
 
 def judge(
@@ -98,6 +98,10 @@ class KubeProxyRules(Check):
     provides = (facts.ENDPOINTS,)
 
     def run(self, ctx: RunContext) -> Finding:
+        from k8sreach.parsers.iptables import service_rules
+        from k8sreach.parsers.ipvs import ipvs_service
+        from k8sreach.parsers.nft import kube_proxy_service
+
         address = str(ctx.fact(facts.ADDRESS))
         port = int(ctx.fact(facts.PORT))
         svc = f"{ctx.target.service} -n {ctx.target.namespace}"
@@ -141,6 +145,9 @@ class KubeProxyRules(Check):
 
 
 def _read_ipvs(ctx: RunContext) -> IpvsTable | None:
+    from k8sreach.parsers.errors import ParseError
+    from k8sreach.parsers.ipvs import parse_ipvsadm
+
     # ipvsadm loads the ip_vs module when it is missing: a change to the gateway. Only ask it
     # when the kernel already has IPVS (then /proc/net/ip_vs exists).
     if _gateway.read(ctx, "/proc/net/ip_vs") is None:

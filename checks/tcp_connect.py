@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from checks._common import range_of
@@ -257,11 +258,12 @@ def _connect_and_trace(address: str, port: int, timeout: float) -> tuple[TcpOutc
     """
     done = threading.Event()
     grace = min(0.3, timeout / 4)
+    deadline = time.monotonic() + timeout
 
     def delayed() -> Trace | None:
         if done.wait(grace):
             return None
-        return trace.syn_trace(address, port, max(0.2, timeout - grace - 0.1))
+        return trace.syn_trace(address, port, deadline)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(delayed)

@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import sys
+import time
 from dataclasses import dataclass
 
 LOG = logging.getLogger(__name__)
@@ -45,11 +46,14 @@ def available() -> str | None:
     return None
 
 
-def syn_trace(address: str, port: int, timeout: float, max_hops: int = 6) -> Trace:
-    """Send one SYN per TTL at once and collect who answered within `timeout`."""
+def syn_trace(address: str, port: int, deadline: float, max_hops: int = 6) -> Trace:
+    """Send one SYN per TTL at once and collect who answered until `deadline` (monotonic)."""
     from scapy.config import conf
     from scapy.layers.inet import ICMP, IP, TCP
     from scapy.sendrecv import sr
+
+    # Importing scapy takes a good part of a second: wait only for what is left.
+    timeout = max(0.1, deadline - time.monotonic())
 
     conf.verb = 0
     sport = random.randint(33000, 60999)

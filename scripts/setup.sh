@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(python3 python3-venv iproute2 iptables bird2 dnsmasq-base openssh-server
-          openssh-client socat conntrack ipvsadm gcc libc6-dev procps openssl)
+          openssh-client socat conntrack ipvsadm gcc libc6-dev procps openssl
+          bind9-dnsutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
