@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from checks._common import range_of
 from k8sreach import check as facts
@@ -257,21 +256,25 @@ def _connect_and_trace(address: str, port: int, timeout: float) -> tuple[TcpOutc
     scapy); a silent one has its trace ready when the connect times out.
     """
     done = threading.Event()
+    traced = threading.Event()
     grace = min(0.3, timeout / 4)
     deadline = time.monotonic() + timeout
+    box: list[Trace | None] = [None]
 
-    def delayed() -> Trace | None:
-        if done.wait(grace):
-            return None
-        return trace.syn_trace(address, port, deadline)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(delayed)
-        outcome = connect(address, port, timeout)
-        done.set()
+    def delayed() -> None:
         try:
-            found = pending.result(timeout=timeout + 1)
+            if not done.wait(grace):
+                box[0] = trace.syn_trace(address, port, deadline)
         except Exception as exc:  # a trace that fails must not hide the connect's outcome
             LOG.debug("path trace failed: %s", exc, exc_info=True)
-            found = None
+        finally:
+            traced.set()
+
+    # A daemon thread, not a pool: a trace that overruns is abandoned, never waited for.
+    threading.Thread(target=delayed, name="path-trace", daemon=True).start()
+    outcome = connect(address, port, timeout)
+    done.set()
+    if outcome.kind == "timeout":
+        traced.wait(max(0.0, deadline + 0.3 - time.monotonic()))
+    found = box[0]
     return outcome, found if outcome.kind == "timeout" else None

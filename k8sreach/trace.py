@@ -48,9 +48,17 @@ def available() -> str | None:
 
 def syn_trace(address: str, port: int, deadline: float, max_hops: int = 6) -> Trace:
     """Send one SYN per TTL at once and collect who answered until `deadline` (monotonic)."""
+    # scapy warns on stderr about ARP; the kernel resolves next hops for us instead.
+    logging.getLogger("scapy").setLevel(logging.ERROR)
     from scapy.config import conf
     from scapy.layers.inet import ICMP, IP, TCP
     from scapy.sendrecv import sr
+    from scapy.supersocket import L3RawSocket
+
+    # Send through the kernel's raw IP socket: its routing table and neighbour cache pick
+    # the next hop. scapy's own layer-2 path would ARP for it and stall for seconds when
+    # the next hop does not answer (a route to nowhere is exactly what is diagnosed here).
+    conf.L3socket = L3RawSocket
 
     # Importing scapy takes a good part of a second: wait only for what is left.
     timeout = max(0.1, deadline - time.monotonic())

@@ -114,9 +114,8 @@ def test_missing_dnat_rule_times_out(lab):
     assert run.doc["first_failure"] == "tcp-connect"
     tcp = run.check("tcp-connect")
     assert tcp["evidence"]["outcome"] == "timeout"
-    assert (
-        tcp["summary"] == f"connection to {lab.service_ip}:{lab.service_port} timed out after "
-        "1 s (no answer at all)"
+    assert tcp["summary"].startswith(
+        f"connection to {lab.service_ip}:{lab.service_port} timed out after 1 s (no answer at all)"
     )
     assert run.seconds < 1 + 1.5
 
