@@ -26,11 +26,19 @@ SCENARIOS = (
     Scenario("client-route-removed", "the client's static route is gone", "route-present"),
     Scenario("dns-proxy-stopped", "the DNS proxy is stopped", "dns-resolves"),
     Scenario(
-        "no-endpoints-reject", "the Service has no endpoints (kube-proxy REJECT)", "tcp-connect"
+        "no-endpoints-reject",
+        "the Service has no endpoints (kube-proxy REJECT)",
+        "kube-proxy-rules",
     ),
-    Scenario("dnat-removed", "kube-proxy's DNAT rule is missing", "tcp-connect"),
+    Scenario("dnat-removed", "kube-proxy's DNAT rule is missing", "kube-proxy-rules"),
+    Scenario("pod-listener-stopped", "the pod's process is not listening", "tcp-connect"),
     Scenario("forward-policy-drop", "the gateway's FORWARD policy is DROP", "gateway-forwarding"),
     Scenario("bgp-peer-stopped", "the node stopped its BGP session", "bgp-peer-established"),
+    Scenario(
+        "pod-route-not-exported",
+        "BGP is up but the pod routes are not exported",
+        "bgp-peer-established",
+    ),
     Scenario(
         "kube-proxy-segfault", "the gateway's kube-proxy binary is corrupt", "kube-proxy-binary"
     ),
