@@ -23,6 +23,11 @@ UNIT_FILES = (
 )
 DROP_IN_DIR = "/etc/systemd/system/kube-proxy.service.d"
 _SHA = re.compile(r"^([0-9a-f]{64})\b")
+# Run `kube-proxy --version` under a shell that reports how it ended. Run directly over
+# SSH, a death by signal reaches the client only as ssh's own exit 255; the shell turns
+# SIGSEGV into the status 139 a person sees. The path is the script's $0, never code.
+_VERSION_SCRIPT = '"$0" --version; status=$?; echo "k8sreach-exit-status=$status" >&2; exit $status'
+_STATUS_MARK = re.compile(r"^k8sreach-exit-status=(\d+)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
         lambda: _gateway.run(ctx, ["head", "-c", "64", "--", path]),
         lambda: _gateway.run(ctx, ["uname", "-m"]),
         lambda: _gateway.run(ctx, ["sha256sum", "--", path]),
-        lambda: _gateway.run(ctx, [path, "--version"]),
+        lambda: _gateway.run(ctx, ["sh", "-c", _VERSION_SCRIPT, path]),
         lambda: _expected(ctx, path),
     )
     file_type = mode = None
@@ -251,7 +256,10 @@ def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
                 "killed", None, None, f"did not finish within {ctx.probe_timeout():g} s"
             )
         else:
-            version = classify_version_run(ran.returncode, ran.text, ran.err_text)
+            marked = _STATUS_MARK.search(ran.err_text)
+            status = int(marked.group(1)) if marked else ran.returncode
+            stderr = _STATUS_MARK.sub("", ran.err_text).strip("\n")
+            version = classify_version_run(status, ran.text, stderr)
     exp_sha, exp_from, problem = expected
     return Binary(
         path,

@@ -45,7 +45,7 @@ SCENARIOS = (
 )
 
 
-def doctor_argv(lab: object, *extra: str, ssh: bool = True) -> list[str]:
+def doctor_argv(lab: object, *extra: str, ssh: bool = True, checksum: bool = True) -> list[str]:
     """The doctor command line a client in the lab runs, wrapped to run in its namespace."""
     argv = [
         sys.executable,
@@ -69,7 +69,8 @@ def doctor_argv(lab: object, *extra: str, ssh: bool = True) -> list[str]:
         for key, value in lab.ssh_options.items():  # type: ignore[attr-defined]
             if key not in ("BatchMode", "LogLevel"):  # k8sreach sets these itself
                 argv += ["--ssh-option", f"{key}={value}"]
-        argv += ["--kube-proxy-sha256", lab.kube_proxy_sha256]  # type: ignore[attr-defined]
+        if checksum:
+            argv += ["--kube-proxy-sha256", lab.kube_proxy_sha256]  # type: ignore[attr-defined]
     return lab.client_argv([*argv, *extra])  # type: ignore[attr-defined]
 
 

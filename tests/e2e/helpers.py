@@ -34,9 +34,12 @@ def doctor(
     output_json: bool = True,
     target: str | None = None,
     port: bool = True,
+    checksum: bool = True,
 ) -> Run:
     """Run doctor in the client namespace; `target` replaces the lab's Service name."""
-    argv = doctor_argv(lab, *extra, *(("-o", "json") if output_json else ()), ssh=ssh)
+    argv = doctor_argv(
+        lab, *extra, *(("-o", "json") if output_json else ()), ssh=ssh, checksum=checksum
+    )
     if target is not None:
         argv[argv.index(f"{lab.service}.{lab.namespace}")] = target
     if not port:

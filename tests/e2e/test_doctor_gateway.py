@@ -115,15 +115,16 @@ def test_segfaulting_kube_proxy_is_reported_corrupt(lab):
     assert lab.kube_proxy_sha256 in binary["remediation"]
 
 
-def test_segfault_is_diagnosed_without_a_known_checksum(lab):
+def test_segfault_alone_says_corrupt_without_a_known_checksum(lab):
     with fault(lab, "kube-proxy-segfault"):
-        argv_run = doctor(lab)
-        # Same fault, no expected checksum: the SIGSEGV alone says "corrupt".
-        from tests.e2e.helpers import Run  # noqa: F401
-
-        run = doctor(lab, "--kube-proxy-sha256", "0" * 64)
-    assert argv_run.check("kube-proxy-binary")["status"] == "fail"
-    assert run.check("kube-proxy-binary")["status"] == "fail"
+        run = doctor(lab, checksum=False)
+    binary = run.check("kube-proxy-binary")
+    assert binary["status"] == "fail"
+    assert binary["evidence"]["expected_sha256"] is None
+    assert binary["evidence"]["version_run"]["kind"] == "segfault"
+    assert binary["evidence"]["version_run"]["signal"] == 11
+    assert binary["summary"].startswith("kube-proxy --version dies with exit 139")
+    assert binary["summary"].endswith("the binary is corrupt")
 
 
 def test_checksum_mismatch_of_a_working_binary_is_corruption(lab):
