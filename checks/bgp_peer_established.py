@@ -9,7 +9,7 @@ from typing import Any
 from checks import _gateway
 from k8sreach import check as facts
 from k8sreach.check import Check
-from k8sreach.context import RunContext
+from k8sreach.context import RunContext, Unavailable
 from k8sreach.parsers.bird import parse_show_protocols_all
 from k8sreach.parsers.calicoctl import parse_node_status
 from k8sreach.parsers.errors import ParseError
@@ -278,17 +278,26 @@ def _peer_fix(down: list[PeerState], source: str) -> str:
 class BgpPeerEstablished(Check):
     """Reads the gateway's BGP sessions (birdc on BIRD's socket, or calicoctl node status):
     any peer not Established fails with its usual cause; Established without a BGP-learned
-    route for the pods fails too. Evidence: each peer's address, type, state, since, info."""
+    route for the pods fails too. Without SSH to the gateway, reads the nodes' sessions with
+    it from Calico's CalicoNodeStatus in the API. Evidence: each peer's address, type, state,
+    since, info."""
 
     id = "bgp-peer-established"
     hop = Hop.GATEWAY
     order = 200
-    needs = (facts.GATEWAY,)
+    # No hard needs: the gateway over SSH when configured, else the cluster's API.
     wants = (facts.ENDPOINTS, facts.ADDRESS)
 
     def run(self, ctx: RunContext) -> Finding:
         where = _gateway.label(ctx)
-        found = _read_peers(ctx)
+        if not ctx.gateway_configured and ctx.cluster_configured:
+            return self._from_api(ctx, where, None)
+        try:
+            found = _read_peers(ctx)
+        except Unavailable as exc:
+            if ctx.gateway_configured and ctx.cluster_configured:
+                return self._from_api(ctx, where, exc.reason)
+            raise
         if isinstance(found, Finding):
             return Finding(
                 found.status, found.summary, found.evidence, found.remediation, address=where
@@ -306,6 +315,164 @@ class BgpPeerEstablished(Check):
         return Finding(
             finding.status, finding.summary, finding.evidence, finding.remediation, address=where
         )
+
+    @staticmethod
+    def _from_api(ctx: RunContext, where: str, ssh_problem: str | None) -> Finding:
+        """Judge the sessions calico-node reports in CalicoNodeStatus (no SSH to the gateway)."""
+        from checks._common import api_reason
+        from k8sreach.cluster import ClusterError
+
+        if ssh_problem is None:
+            try:
+                ctx.gateway()
+            except Unavailable as exc:  # not configured: the usual "give --ssh DEST" reason
+                ssh_problem = exc.reason
+        try:
+            statuses = ctx.cluster().list_calico_node_statuses()
+        except Unavailable as exc:
+            raise Unavailable(f"{ssh_problem}; {exc.reason}") from None
+        except ClusterError as exc:
+            raise Unavailable(
+                f"{ssh_problem}; and the API gives no BGP state: {api_reason(exc)}"
+            ) from None
+        try:
+            finding = judge_calico(
+                statuses, ctx.settings.gateway, [str(c) for c in ctx.settings.pod_cidr]
+            )
+        except Unavailable as exc:
+            raise Unavailable(f"{ssh_problem}; {exc.reason}") from None
+        evidence = {**finding.evidence, "gateway_access": ssh_problem}
+        return Finding(
+            finding.status, finding.summary, evidence, finding.remediation, address=where
+        )
+
+
+_CALICO_PEER_TYPES = {
+    "NodeMesh": "node-to-node mesh",
+    "NodePeer": "node specific",
+    "GlobalPeer": "global",
+}
+NO_CALICO_STATUS = (
+    "the API has no CalicoNodeStatus: create one per node (spec.node, classes [BGP]) so "
+    "calico-node reports its BGP sessions there, or give --ssh DEST"
+)
+
+
+def peers_from_calico(
+    statuses: list[dict[str, Any]], gateway: str | None = None
+) -> tuple[list[PeerState], list[PeerState]]:
+    """Return (the nodes' sessions with the gateway, their other sessions) from
+    CalicoNodeStatus objects: with `gateway` given and reported as a peer, its sessions;
+    else every peer outside the node-to-node mesh (a BGPPeer, as the gateway is)."""
+    found: list[PeerState] = []
+    for obj in statuses:
+        node = str((obj.get("spec") or {}).get("node") or (obj.get("metadata") or {}).get("name"))
+        bgp = (obj.get("status") or {}).get("bgp") or {}
+        for entry in [*(bgp.get("peersV4") or []), *(bgp.get("peersV6") or [])]:
+            state = str(entry.get("state") or "")
+            found.append(
+                PeerState(
+                    name=node,
+                    address=str(entry.get("peerIP") or ""),
+                    type=_CALICO_PEER_TYPES.get(str(entry.get("type")), str(entry.get("type"))),
+                    # the resource gives the BGP state only; BIRD's protocol state follows it
+                    state="up" if state == "Established" else "start",
+                    since=str(entry.get("since") or ""),
+                    info=state,
+                    message="",
+                )
+            )
+    chosen = [p for p in found if gateway and p.address == gateway]
+    if not chosen:
+        chosen = [p for p in found if p.type != _CALICO_PEER_TYPES["NodeMesh"]]
+    return chosen, [p for p in found if p not in chosen]
+
+
+def calico_cause(peer: PeerState) -> str:
+    """The usual cause of a session in this BGP state, seen from the node's side."""
+    if peer.info in ("Active", "Connect"):
+        return (
+            f"calico-node on {peer.name} keeps trying to connect to {peer.address} and gets no "
+            "session: nothing answers on TCP 179 there (BIRD not running, not configured to "
+            "peer with this node, or filtered)"
+        )
+    if peer.info in ("OpenSent", "OpenConfirm"):
+        return (
+            "the session stops while the two sides negotiate: they disagree on the AS numbers "
+            "or the router id"
+        )
+    if peer.info == "Idle":
+        return "the session is idle: disabled, or waiting after an error before it retries"
+    if peer.info == "Close":
+        return "the session is being closed"
+    return f"the session is {peer.info or 'in an unknown state'}"
+
+
+def judge_calico(
+    statuses: list[dict[str, Any]], gateway: str | None, pod_cidrs: list[str]
+) -> Finding:
+    """Judge the gateway's BGP sessions as the nodes report them in CalicoNodeStatus."""
+    if not statuses:
+        raise Unavailable(NO_CALICO_STATUS)
+    reported = [s for s in statuses if (s.get("status") or {}).get("lastUpdated")]
+    nodes = [
+        {
+            "node": (s.get("spec") or {}).get("node") or (s.get("metadata") or {}).get("name"),
+            "last_updated": (s.get("status") or {}).get("lastUpdated"),
+            "bird": (((s.get("status") or {}).get("agent") or {}).get("birdV4") or {}).get("state"),
+        }
+        for s in statuses
+    ]
+    if not reported:
+        raise Unavailable(
+            "the CalicoNodeStatus resources have no status yet: calico-node has not reported "
+            "(their classes must include BGP)"
+        )
+    peers, others = peers_from_calico(reported, gateway)
+    names = ", ".join(sorted({str(n["node"]) for n in nodes}))
+    source = f"CalicoNodeStatus ({names})"
+    finding = judge(peers, None, [], pod_cidrs, source)
+    evidence = {
+        **finding.evidence,
+        "nodes": nodes,
+        "other_sessions": [
+            {"node": p.name, "address": p.address, "type": p.type, "info": p.info} for p in others
+        ],
+    }
+    for doc in evidence["peers"]:
+        doc["node"] = doc["name"]
+    if not peers:
+        return failed(
+            f"no node reports a BGP session with the gateway in {source}",
+            evidence=evidence,
+            remediation="Configure the gateway as a BGP peer of the cluster: a Calico BGPPeer "
+            "for it (`calicoctl get bgppeer -o wide`), and the matching protocol in its BIRD.",
+        )
+    down = [p for p in peers if not p.established]
+    if down:
+        first = down[0]
+        for doc, p in zip(evidence["peers"], peers, strict=True):
+            if not p.established:
+                doc["cause"] = calico_cause(p)
+        fixes = [f"{p.name} -> {p.address}: {calico_cause(p)}." for p in down]
+        fixes.append(
+            f"On the gateway: `birdc show protocols all` for its side of the session and the "
+            f"last error; on {first.name}: `calicoctl node status`."
+        )
+        return failed(
+            f"{first.name} reports its BGP session with {first.address} ({first.type}) "
+            f"{first.info or 'not established'}: {calico_cause(first)}"
+            + (f" (and {len(down) - 1} more)" if len(down) > 1 else ""),
+            evidence=evidence,
+            remediation="\n".join(fixes),
+        )
+    shown = ", ".join(f"{p.name} -> {p.address}" for p in peers[:3])
+    more = f" and {len(peers) - 3} more" if len(peers) > 3 else ""
+    return passed(
+        f"all {len(peers)} BGP sessions with the gateway Established as the nodes report them "
+        f"in CalicoNodeStatus ({shown}{more}); the gateway's routes are not read without SSH",
+        evidence=evidence,
+    )
 
 
 def _pod_addresses(ctx: RunContext) -> list[str]:

@@ -9,11 +9,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from checks._common import BACKENDS, cidr_list, range_of
+from checks._dns import (
+    ask_all,
+    combine_transports,
+    dns_server,
+    no_server,
+    srv_question,
+    with_srv,
+)
 from k8sreach import check as facts
 from k8sreach.check import Check
 from k8sreach.config import IPNetwork
 from k8sreach.context import RunContext
-from k8sreach.dnsprobe import DnsOutcome, query, system_nameservers
+from k8sreach.dnsprobe import DnsOutcome
 from k8sreach.result import Finding, Hop, Status, failed, passed, warned
 from k8sreach.target import Target
 
@@ -113,6 +121,12 @@ def classify(
                 f"the {target.cluster_domain} zone, or it cannot reach its upstream (some "
                 "forwarders say REFUSED then). Check that the client uses the DNS proxy and "
                 "that the proxy forwards to kube-dns."
+                + (
+                    ""
+                    if outcome.recursion_available
+                    else " Its answer has no RA flag: it offers no recursion, so it is an "
+                    "authoritative-only server that does not forward to kube-dns."
+                )
             ),
             **kw,
         )
@@ -355,49 +369,55 @@ def explained_by_api(finding: Finding, outcome: DnsOutcome, view: ApiView | None
 
 
 class DnsResolves(Check):
-    """Asks the DNS server for the Service's FQDN: NXDOMAIN, SERVFAIL, REFUSED, no answer,
-    nothing listening, or an address outside the cluster ranges; evidence: server, rcode,
-    flags, answers, latency."""
+    """Asks the DNS server for the Service's FQDN over UDP and over TCP: NXDOMAIN, SERVFAIL,
+    REFUSED, no answer, nothing listening, an address outside the cluster ranges, or one
+    transport failing; for a named port, its number from the SRV record; evidence: server,
+    rcode, flags (TC, AA, RA), answers and latency per transport, the SRV answer."""
 
     id = "dns-resolves"
     hop = Hop.DNS
     order = 100
     # not facts.ENDPOINTS: kube-proxy-rules provides it too and needs the address from here
     wants = (facts.SERVICE, BACKENDS)
+    # PORT (from SRV) is published but not declared: endpoints-ready wants PORT and provides
+    # BACKENDS, which this check wants, so declaring it would make a cycle. The checks that
+    # need PORT need ADDRESS as well, so they wait for this one anyway.
     provides = (facts.ADDRESS, facts.ADDRESSES)
-    # The runner only looks at checks earlier on the path, and these come later: run() marks
-    # caused_by itself (see explained_by_api); the declaration documents the relation.
-    explained_by = ("service-exists", "endpoints-ready")
+    # service-exists and endpoints-ready come later on the path: run() marks caused_by
+    # itself (see explained_by_api). kube-dns-direct fails only when kube-dns does not
+    # answer directly either while the proxy's failure is one of its upstream's.
+    explained_by = ("service-exists", "endpoints-ready", "kube-dns-direct")
 
     def run(self, ctx: RunContext) -> Finding:
         settings = ctx.settings
-        if settings.dns is not None:
-            server, port, origin = settings.dns.host, settings.dns.port, "--dns"
-        else:
-            servers = system_nameservers()
-            if not servers:
-                return failed(
-                    "this client has no DNS server configured",
-                    remediation="Configure the DNS proxy as the client's DNS server, or give "
-                    "--dns SERVER.",
-                )
-            server, port, origin = servers[0], 53, "system resolver"
-        outcome = query(server, port, ctx.target.fqdn, "A", ctx.probe_timeout())
-        finding = classify(outcome, ctx.target, settings.service_cidr, settings.pod_cidr)
-        finding.evidence["server_from"] = origin
+        server = dns_server(settings)
+        if server is None:
+            return no_server()
+        target = ctx.target
+        questions = [("udp", target.fqdn, "A"), ("tcp", target.fqdn, "A")]
+        named_port = isinstance(target.port, str) and not ctx.has_fact(facts.PORT)
+        if named_port:
+            questions.append(("udp", srv_question(target), "SRV"))
+        outcomes = ask_all(questions, server.host, server.port, ctx.probe_timeout())
+        outcome, tcp = outcomes[0], outcomes[1]
+        cidrs = (settings.service_cidr, settings.pod_cidr)
+        finding = classify(outcome, target, *cidrs)
+        finding.evidence["server_from"] = server.origin
         missing = ctx.result("service-exists")
         view = api_view(
             ctx.fact(facts.SERVICE),
             ctx.fact(BACKENDS),
             service_missing=missing is not None and missing.evidence.get("found") is False,
         )
-        if view is None:
-            return finding
-        finding = compare_with_api(
-            finding, outcome, ctx.target, view, settings.service_cidr, settings.pod_cidr
-        )
-        cause = explained_by_api(finding, outcome, view)
-        cause_result = ctx.result(cause) if cause else None
-        if cause_result is not None and cause_result.status is Status.FAIL:
-            finding = replace(finding, caused_by=cause)
-        return finding
+        if view is not None:
+            finding = compare_with_api(finding, outcome, target, view, *cidrs)
+            cause = explained_by_api(finding, outcome, view)
+            cause_result = ctx.result(cause) if cause else None
+            if cause_result is not None and cause_result.status is Status.FAIL:
+                finding = replace(finding, caused_by=cause)
+        combined = combine_transports(finding, outcome, tcp, classify(tcp, target, *cidrs))
+        if finding.caused_by:
+            combined = replace(combined, caused_by=finding.caused_by)
+        if named_port:
+            combined = with_srv(combined, outcomes[2], target)
+        return combined

@@ -49,12 +49,17 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("target")
+@click.argument("target", required=False)
 @click.option("-n", "--namespace", help="Namespace of the Service (default: 'default').")
 @click.option("-p", "--port", help="Port to probe, a number or a port name.")
 @click.option("--cluster-domain", help="Cluster DNS domain.  [default: cluster.local]")
 @click.option(
     "--dns", "dns", metavar="SERVER[:PORT]", help="DNS server to ask (default: the system's)."
+)
+@click.option(
+    "--kube-dns",
+    metavar="IP[:PORT]",
+    help="kube-dns's ClusterIP, asked directly (default: the 10th address of --service-cidr).",
 )
 @click.option("--gateway", metavar="IP", help="Expected next hop for the cluster ranges.")
 @click.option("--service-cidr", multiple=True, metavar="CIDR", help="Service range (repeatable).")
@@ -85,9 +90,14 @@ def cli() -> None:
 @click.option("--kubeconfig", metavar="FILE", help="Kubeconfig for the cluster view.")
 @click.option("--context", "kube_context", metavar="NAME", help="Kubeconfig context.")
 @click.option(
+    "--ingress",
+    metavar="NAME",
+    help="Diagnose this Ingress (in -n NS): its rule, the controller and the backend.",
+)
+@click.option(
     "-o",
     "--output",
-    type=click.Choice(["table", "json"]),
+    type=click.Choice(["table", "json", "markdown"]),
     default="table",
     show_default=True,
     help="Output format.",
@@ -105,31 +115,85 @@ def doctor(
     debug: bool,
     **flags: Any,
 ) -> None:
-    """Walk the path from this client to TARGET (NAME.NAMESPACE[:PORT]) and diagnose it."""
+    """Walk the path from this client to TARGET and diagnose it.
+
+    TARGET is a Service, NAME.NAMESPACE[:PORT], or a URL such as http://my.example.com/app
+    (an Ingress run: the rule, the controller and the backend); --ingress NAME without TARGET
+    requests that Ingress's first rule.
+    """
     from k8sreach import config, plugins, runner
     from k8sreach.report import render_json, render_table
-    from k8sreach.target import parse_port, parse_target
 
     _setup_logging(verbose, debug)
     flags["context"] = flags.pop("kube_context")
+    ingress = flags.pop("ingress")
     profile_values = config.load_profile(Path(config_file) if config_file else None, profile)
     parsed = _parse_flags(flags)
+    if ingress is not None:
+        parsed["ingress"] = ingress
     settings = config.build_settings(profile_values, parsed)
-    cli_port = parsed.get("port")
-    tgt = parse_target(
-        target,
+    tgt = _target(target, settings, parsed.get("port"))
+    loaded = plugins.load()
+    for err in loaded.errors:
+        LOG.warning("%s", err)
+    checks = [cls() for cls in loaded.checks if _applies(cls, tgt, settings)]
+    report = runner.run(checks, settings, tgt, loaded.errors)
+    if output == "json":
+        click.echo(render_json(report))
+    elif output == "markdown":
+        from k8sreach.markdown import render_markdown
+
+        click.echo(render_markdown(report), nl=False)
+    else:
+        click.echo(render_table(report), nl=False)
+    sys.exit(report.exit_code)
+
+
+def _target(text: str | None, settings: Any, cli_port: Any) -> Any:
+    """Return the Target: a Service, or an Ingress run for a URL or --ingress."""
+    from k8sreach.target import TargetError, parse_ingress_target, parse_port, parse_target
+
+    if text is None and settings.ingress is None:
+        raise click.UsageError(
+            "give a TARGET (NAME.NAMESPACE[:PORT] or a URL such as http://my.example.com/app) "
+            "or --ingress NAME"
+        )
+    if settings.ingress is not None or (text is not None and "://" in text):
+        if text is not None and "://" not in text:
+            raise TargetError(
+                f"with --ingress, TARGET is the URL to request, not '{text}'; give "
+                "http://HOST/PATH or leave TARGET out"
+            )
+        if cli_port is not None:
+            raise TargetError("an Ingress run takes its port from the URL; leave out -p")
+        return parse_ingress_target(
+            text,
+            ingress=settings.ingress,
+            namespace=settings.namespace,
+            cluster_domain=settings.cluster_domain,
+        )
+    assert text is not None
+    return parse_target(
+        text,
         namespace=settings.namespace,
         port=parse_port(str(cli_port)) if cli_port is not None else settings.port,
         cluster_domain=settings.cluster_domain,
     )
-    loaded = plugins.load()
-    for err in loaded.errors:
-        LOG.warning("%s", err)
-    report = runner.run([cls() for cls in loaded.checks], settings, tgt, loaded.errors)
-    click.echo(
-        render_json(report) if output == "json" else render_table(report), nl=output == "json"
-    )
-    sys.exit(report.exit_code)
+
+
+def _applies(cls: Any, target: Any, settings: Any) -> bool:
+    """Return whether a check belongs in this run's chain.
+
+    Checks may declare `target_kinds` (default ("service",)): the Ingress checks are left out
+    of Service runs and the Service checks out of Ingress runs. Checks that declare
+    `cluster_view_only` (the NodePort and load-balancer probes: only the API says there is
+    something to probe) are left out of runs without a kubeconfig.
+    """
+    from k8sreach.context import cluster_configured
+
+    if target.kind not in getattr(cls, "target_kinds", ("service",)):
+        return False
+    return not getattr(cls, "cluster_view_only", False) or cluster_configured(settings)
 
 
 def _parse_flags(flags: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class Settings:
     port: int | str | None = None
     cluster_domain: str = "cluster.local"
     dns: Endpoint | None = None
+    kube_dns: Endpoint | None = None
     gateway: str | None = None
     service_cidr: tuple[IPNetwork, ...] = ()
     pod_cidr: tuple[IPNetwork, ...] = ()
@@ -53,6 +54,7 @@ class Settings:
     kube_proxy_reference: str | None = None
     kubeconfig: str | None = None
     context: str | None = None
+    ingress: str | None = None  # --ingress NAME (a flag only: no profile key)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,6 +88,12 @@ def _port_number(text: str, whole: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise ConfigError(f"'{whole}': the port must be a number from 1 to 65535")
     return int(text)
+
+
+def _ip_endpoint(text: str, what: str) -> Endpoint:
+    """Parse IP, IP:PORT or [IPv6]:PORT; a host name is refused (it would need DNS itself)."""
+    endpoint = parse_endpoint(text)
+    return Endpoint(parse_ip(endpoint.host, what), endpoint.port)
 
 
 def parse_ip(text: str, what: str) -> str:
@@ -167,6 +175,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "port": _port_setting,
     "cluster_domain": _str,
     "dns": lambda v: parse_endpoint(_str(v)),
+    "kube_dns": lambda v: _ip_endpoint(_str(v), "kube-dns"),
     "gateway": lambda v: parse_ip(_str(v), "gateway"),
     "service_cidr": lambda v: tuple(parse_cidr(str(x), "service CIDR") for x in _as_list(v)),
     "pod_cidr": lambda v: tuple(parse_cidr(str(x), "pod CIDR") for x in _as_list(v)),

@@ -1,8 +1,10 @@
-"""Ask one DNS server one question, over a connected UDP socket, and say what came back.
+"""Ask one DNS server one question, over a connected UDP socket or over TCP, and say what
+came back.
 
 A connected socket matters: it is how an ICMP port unreachable (nothing listens on 53)
 reaches us as ECONNREFUSED instead of looking like a timeout. Replies that do not match
-the question (wrong id, wrong name, garbage) are counted and ignored, as a resolver would.
+the question (wrong id, wrong name, garbage) are counted and ignored, as a resolver would,
+over TCP as over UDP.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ import logging
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 LOG = logging.getLogger(__name__)
 _MAX_CNAME_HOPS = 8
 _MAX_ANSWERS = 64
+# A TCP stream that keeps sending messages that do not match is cut off after this many.
+_MAX_TCP_MESSAGES = 64
 
 
 @dataclass(frozen=True)
 class DnsOutcome:
-    """What one query got. `kind` is answer, timeout, port-unreachable, unreachable or error."""
+    """What one query got. `kind` is answer, timeout, port-unreachable (UDP: ICMP port
+    unreachable; TCP: connection refused), unreachable or error. `records` holds the answer's
+    records of the asked type other than addresses (SRV, TXT) as zone-file text."""
 
     server: str
     port: int
@@ -37,10 +44,19 @@ class DnsOutcome:
     ignored_replies: int = 0
     error: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    records: tuple[str, ...] = ()
 
     @property
     def authoritative(self) -> bool:
         return "AA" in self.flags
+
+    @property
+    def truncated(self) -> bool:
+        return "TC" in self.flags
+
+    @property
+    def recursion_available(self) -> bool:
+        return "RA" in self.flags
 
 
 def _family(host: str) -> int:
@@ -98,11 +114,10 @@ def query(server: str, port: int, qname: str, qtype: str = "A", timeout: float =
     """Send one query over UDP (retrying over TCP when truncated) and classify what came back."""
     import dns.exception
     import dns.message
-    import dns.rcode
 
     q = dns.message.make_query(qname, qtype)
     wire = q.to_wire()
-    base = {"server": server, "port": port, "qname": qname, "qtype": qtype}
+    base: dict[str, Any] = {"server": server, "port": port, "qname": qname, "qtype": qtype}
     start = time.monotonic()
     deadline = start + timeout
     ignored = 0
@@ -167,18 +182,24 @@ def query(server: str, port: int, qname: str, qtype: str = "A", timeout: float =
                 ignored_replies=ignored,
             )
 
-    transport = "udp"
-    notes: list[str] = []
     import dns.flags
 
     if response.flags & dns.flags.TC:
-        notes.append("the UDP answer was truncated (TC); asked again over TCP")
-        tcp = _query_tcp(q, server, port, max(0.05, deadline - time.monotonic()))
-        if isinstance(tcp, DnsOutcome):
-            return DnsOutcome(**{**tcp.__dict__, "notes": tuple(notes)})
-        response, transport = tcp, "tcp"
+        note = "the UDP answer was truncated (TC); asked again over TCP"
+        tcp = query_tcp(server, port, qname, qtype, max(0.05, deadline - time.monotonic()))
+        # the latency is the whole exchange's, UDP included
+        return replace(tcp, latency_ms=_ms(start), notes=(note, *tcp.notes))
+    return _answer(response, base, "udp", start, ignored)
 
-    addresses, chain, more = _addresses(response, qname)
+
+def _answer(
+    response: Any, base: dict[str, Any], transport: str, start: float, ignored: int
+) -> DnsOutcome:
+    """Return the outcome of a reply that matched the question."""
+    import dns.rcode
+
+    qname, qtype = str(base["qname"]), str(base["qtype"])
+    addresses, chain, notes = _addresses(response, qname)
     outcome = DnsOutcome(
         **base,
         transport=transport,
@@ -189,40 +210,125 @@ def query(server: str, port: int, qname: str, qtype: str = "A", timeout: float =
         cnames=tuple(chain),
         latency_ms=_ms(start),
         ignored_replies=ignored,
-        notes=tuple(notes + more),
+        notes=tuple(notes),
+        records=_records(response, qname, qtype),
     )
     LOG.debug(
-        "answer: %s %s flags=%s in %.1f ms",
+        "answer: %s %s %s flags=%s in %.1f ms over %s",
         outcome.rcode,
         list(outcome.addresses),
+        list(outcome.records),
         " ".join(outcome.flags),
         outcome.latency_ms or 0,
+        transport.upper(),
     )
     return outcome
 
 
-def _query_tcp(q: object, server: str, port: int, timeout: float) -> object:
-    import dns.exception
-    import dns.query
+def _records(response: object, qname: str, qtype: str) -> tuple[str, ...]:
+    """Return the answer's records of type qtype for qname (not A/AAAA) as text."""
+    import dns.name
+    import dns.rdatatype
 
-    base = {
-        "server": server,
-        "port": port,
-        "qname": q.question[0].name.to_text(),  # type: ignore[attr-defined]
-        "qtype": "A",
-        "transport": "tcp",
-    }
+    if qtype in ("A", "AAAA"):
+        return ()
+    name, rdtype = dns.name.from_text(qname), dns.rdatatype.from_text(qtype)
+    found = [
+        r.to_text()
+        for rrset in getattr(response, "answer", [])
+        if rrset.name == name and rrset.rdtype == rdtype
+        for r in rrset
+    ]
+    return tuple(found[:_MAX_ANSWERS])
+
+
+def query_tcp(
+    server: str, port: int, qname: str, qtype: str = "A", timeout: float = 2.0
+) -> DnsOutcome:
+    """Send one query over TCP and classify what came back; kind port-unreachable means the
+    connection was refused (a reset, or an ICMP reject on the way)."""
+    import dns.exception
+    import dns.message
+
+    q = dns.message.make_query(qname, qtype)
+    wire = q.to_wire()
+    base: dict[str, Any] = {"server": server, "port": port, "qname": qname, "qtype": qtype}
     start = time.monotonic()
-    try:
-        return dns.query.tcp(q, server, timeout=timeout, port=port)  # type: ignore[arg-type]
-    except (dns.exception.Timeout, TimeoutError):
-        return DnsOutcome(**base, kind="timeout", latency_ms=round(timeout * 1000, 1))
-    except ConnectionRefusedError:
+    deadline = start + timeout
+    ignored = 0
+    LOG.debug(
+        "probe: DNS %s %s? -> %s:%d over TCP (timeout %.1f s)", qtype, qname, server, port, timeout
+    )
+
+    def failure(kind: str, error: str | None = None) -> DnsOutcome:
+        latency = round(timeout * 1000, 1) if kind == "timeout" else _ms(start)
+        LOG.debug("answer: %s over TCP (%s)", kind, error or "no error")
         return DnsOutcome(
-            **base, kind="port-unreachable", latency_ms=_ms(start), error="ECONNREFUSED"
+            **base,
+            transport="tcp",
+            kind=kind,
+            latency_ms=latency,
+            error=error,
+            ignored_replies=ignored,
         )
-    except (OSError, dns.exception.DNSException, EOFError) as exc:
-        return DnsOutcome(**base, kind="error", latency_ms=_ms(start), error=str(exc))
+
+    try:
+        sock = socket.socket(_family(server), socket.SOCK_STREAM)
+    except OSError as exc:
+        return failure("error", str(exc))
+    with sock:
+        try:
+            sock.settimeout(timeout)
+            sock.connect((server, port))
+            sock.sendall(struct.pack("!H", len(wire)) + wire)
+            for _ in range(_MAX_TCP_MESSAGES):
+                data = _read_message(sock, deadline)
+                if data is None:
+                    return failure("error", "the server closed the connection without an answer")
+                try:
+                    response = dns.message.from_wire(data)
+                except (dns.exception.DNSException, ValueError, struct.error):
+                    ignored += 1
+                    LOG.debug("answer: %d bytes that are not a DNS message; ignored", len(data))
+                    continue
+                if not q.is_response(response):
+                    ignored += 1
+                    LOG.debug("answer: a reply that does not match the question; ignored")
+                    continue
+                return _answer(response, base, "tcp", start, ignored)
+            return failure("error", f"{ignored} messages over TCP, none an answer to the query")
+        except TimeoutError:
+            return failure("timeout")
+        except ConnectionRefusedError:
+            return failure("port-unreachable", "ECONNREFUSED")
+        except OSError as exc:
+            kind = (
+                "unreachable" if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) else "error"
+            )
+            return failure(kind, _errno_name(exc))
+
+
+def _read_message(sock: socket.socket, deadline: float) -> bytes | None:
+    """Return one length-prefixed DNS message from a TCP stream; None when the peer closed it."""
+    head = _read_exactly(sock, 2, deadline)
+    if head is None:
+        return None
+    (length,) = struct.unpack("!H", head)
+    return _read_exactly(sock, length, deadline)
+
+
+def _read_exactly(sock: socket.socket, count: int, deadline: float) -> bytes | None:
+    chunks = bytearray()
+    while len(chunks) < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        data = sock.recv(count - len(chunks))
+        if not data:
+            return None
+        chunks += data
+    return bytes(chunks)
 
 
 def _ms(start: float) -> float:

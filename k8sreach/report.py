@@ -52,6 +52,19 @@ def _status_cell(result: CheckResult) -> str:
     return result.status.value.upper()
 
 
+def heading(target: dict[str, Any]) -> str:
+    """One line naming what was diagnosed: a Service, a URL, or an Ingress."""
+    port = target.get("port") or "unknown"
+    if target.get("service"):
+        return (
+            f"k8sreach doctor {target['service']}.{target['namespace']}"
+            f" ({target['fqdn']}, port {port})"
+        )
+    if target.get("url"):
+        return f"k8sreach doctor {target['url']} (port {port})"
+    return f"k8sreach doctor --ingress {target.get('ingress')} -n {target.get('namespace')}"
+
+
 def render_table(report: Report) -> str:
     """The chain in path order, then what to do about the first failure."""
     from tabulate import tabulate
@@ -71,8 +84,7 @@ def render_table(report: Report) -> str:
             ]
         )
     lines = [
-        f"k8sreach doctor {report.target['service']}.{report.target['namespace']}"
-        f" ({report.target['fqdn']}, port {report.target['port'] or 'unknown'})",
+        heading(report.target),
         "",
         tabulate(rows, headers=["HOP", "ADDRESS", "CHECK", "STATUS", "DETAIL"], tablefmt="simple"),
         "",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from k8sreach.errors import UserError
 
@@ -25,12 +27,23 @@ class TargetError(UserError):
 
 @dataclass(frozen=True)
 class Target:
-    """A Service to diagnose; `port` is a number, a port name, or None when unknown."""
+    """A Service to diagnose; `port` is a number, a port name, or None when unknown.
+
+    An Ingress run (a URL target, or --ingress NAME) has `url` and/or `ingress` set and no
+    Service: `service` is empty, and `namespace` is empty when the Ingress may be in any.
+    """
 
     service: str
     namespace: str
     cluster_domain: str
     port: int | str | None = None
+    url: str | None = None
+    ingress: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """Return 'ingress' for an Ingress run (a URL or --ingress), else 'service'."""
+        return "ingress" if self.url is not None or self.ingress is not None else "service"
 
     @property
     def fqdn(self) -> str:
@@ -42,12 +55,50 @@ class Target:
         return f"{self.service}.{self.namespace}"
 
     def as_dict(self) -> dict[str, object]:
+        if self.kind == "ingress":
+            return {
+                "service": None,
+                "namespace": self.namespace or None,
+                "fqdn": None,
+                "port": self.port,
+                "url": self.url,
+                "ingress": self.ingress,
+            }
         return {
             "service": self.service,
             "namespace": self.namespace,
             "fqdn": self.fqdn,
             "port": self.port,
         }
+
+
+@dataclass(frozen=True)
+class UrlParts:
+    """A URL split the way a request needs it: where to connect and what to ask for."""
+
+    scheme: str
+    host: str  # lowercase, without brackets for IPv6
+    port: int
+    path: str  # the request target: path and query, at least "/"
+    explicit_port: bool = False
+
+    @property
+    def host_header(self) -> str:
+        """Return the Host header a browser sends: the host, with the port if not default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" if self.explicit_port else host
+
+    @property
+    def is_ip(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host_header}{self.path}"
 
 
 def _label_problem(value: str, what: str, pattern: re.Pattern[str], rule: str) -> str | None:
@@ -182,3 +233,94 @@ def parse_target(
             f"the target names port {target_port} but -p says {port}; give one of them"
         )
     return Target(service, final_ns, domain, target_port if target_port is not None else port)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def split_url(text: str) -> UrlParts:
+    """Return the parts of an http(s) URL, or raise TargetError saying what is wrong.
+
+    A URL with a user name or password is refused without repeating it: k8sreach never sends
+    nor prints credentials.
+    """
+    raw = text.strip()
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:
+        if "@" in raw:
+            raise TargetError("the URL is malformed (and seems to carry credentials)") from None
+        raise TargetError(f"the URL '{raw}' is malformed: {exc}") from None
+    if parts.username is not None or parts.password is not None:
+        raise TargetError(
+            "the URL carries a user name or password; give it without them (k8sreach never "
+            "sends or prints credentials)"
+        )
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise TargetError(f"the URL '{raw}' is not http:// or https://")
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host:
+        raise TargetError(f"the URL '{raw}' names no host")
+    _check_host(host, raw)
+    if port == 0:
+        raise TargetError(f"the URL '{raw}' has port 0; use 1-65535")
+    path = parts.path or "/"
+    if parts.query:
+        path += f"?{parts.query}"
+    return UrlParts(scheme, host, port or _DEFAULT_PORTS[scheme], path, port is not None)
+
+
+def _check_host(host: str, raw: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if len(host) > 253 or not all(len(x) <= _LABEL_MAX and _HOST_LABEL.match(x) for x in labels):
+        raise TargetError(f"the host '{host}' in the URL '{raw}' is not a valid DNS name")
+
+
+def check_ingress_name(name: str) -> None:
+    """Raise TargetError unless `name` is a valid Ingress name (a DNS-1123 subdomain)."""
+    if not name:
+        raise TargetError("the Ingress name is empty")
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        raise TargetError(
+            f"the Ingress name '{name}' is not a valid DNS-1123 subdomain (lowercase letters, "
+            "digits, '-' and '.', starting and ending with a letter or digit)"
+        )
+
+
+def parse_ingress_target(
+    url: str | None,
+    *,
+    ingress: str | None = None,
+    namespace: str | None = None,
+    cluster_domain: str = "cluster.local",
+) -> Target:
+    """Return the Target of an Ingress run: a URL such as http://my.example.com/app, the
+    Ingress NAME (--ingress, in `namespace` or 'default'), or both.
+
+    Without --ingress and -n, the rule for the URL may be in any namespace (namespace '').
+    """
+    if url is None and ingress is None:
+        raise TargetError("give a URL or --ingress NAME")
+    domain = check_cluster_domain(cluster_domain)
+    if namespace is not None:
+        check_namespace(namespace)
+    if ingress is not None:
+        check_ingress_name(ingress)
+    parts = split_url(url) if url is not None else None
+    final_ns = namespace or ("default" if ingress is not None else "")
+    return Target(
+        "",
+        final_ns,
+        domain,
+        parts.port if parts is not None else None,
+        url=parts.url if parts is not None else None,
+        ingress=ingress,
+    )

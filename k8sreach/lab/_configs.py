@@ -191,6 +191,10 @@ def kube_dns_argv(root: Path, records: dict[str, str]) -> list[str]:
     argv = _dnsmasq_base(root, P.KUBE_DNS_POD_IP)
     argv += [f"--local=/{P.CLUSTER_DOMAIN}/", "--local-ttl=30"]
     argv += [f"--host-record={name},{ip}" for name, ip in records.items()]
+    # kube-dns publishes an SRV record for each named port: _<port>._<proto>.<service FQDN>
+    svc = f"{P.MYSQL_READ.name}.{P.MYSQL_READ.namespace}.svc.{P.CLUSTER_DOMAIN}"
+    srv = f"_{P.MYSQL_READ.port_name}._{P.MYSQL_READ.protocol}.{svc}"
+    argv.append(f"--srv-host={srv},{svc},{P.MYSQL_READ.port}")
     return argv
 
 
