@@ -70,7 +70,12 @@ def localise(
     if found.reached_target:
         return path, "service", f"probes reach {last.sender}, which answers"
     name = "the gateway" if hop == "gateway" else f"a {hop}"
-    return path, hop, f"packets reach {name} ({last.sender}, TTL {last.ttl}) and go no further"
+    seen = (
+        f"TTL {last.ttl}, answering as {last.sender} through its NAT"
+        if last.sender == target
+        else f"{last.sender}, TTL {last.ttl}"
+    )
+    return path, hop, f"packets reach {name} ({seen}) and go no further"
 
 
 def classify(

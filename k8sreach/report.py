@@ -80,7 +80,7 @@ def render_table(report: Report) -> str:
                 r.address or "-",
                 r.id,
                 _status_cell(r),
-                "\n".join(textwrap.wrap(detail, _DETAIL_WIDTH)) or "-",
+                "\n".join(textwrap.wrap(detail, _DETAIL_WIDTH, break_on_hyphens=False)) or "-",
             ]
         )
     lines = [
@@ -101,7 +101,9 @@ def render_table(report: Report) -> str:
     errors = [r for r in report.results if r.status is Status.ERROR]
     for r in errors:
         lines.append(f"error in {r.id}: {r.summary} (rerun with --debug for the traceback)")
-    warns = [r for r in report.results if r.status is Status.WARN and r.remediation]
+    warns = [
+        r for r in report.results if r.status is Status.WARN and r.remediation and not r.caused_by
+    ]
     for r in warns:
         lines += [
             "",

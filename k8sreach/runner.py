@@ -185,7 +185,8 @@ def _attribute(plan: _Plan, results: list[CheckResult]) -> tuple[CheckResult, ..
     order = [r.id for r in results]
     cause: dict[str, str] = {r.id: r.caused_by for r in results if r.caused_by}
     for r in results:
-        if r.status is not Status.FAIL or r.id in cause:
+        # A warning can be a consequence too (kube-dns unreachable behind a broken gateway).
+        if r.status not in (Status.FAIL, Status.WARN) or r.id in cause:
             continue
         candidates = [
             c
