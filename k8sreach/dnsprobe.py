@@ -138,15 +138,9 @@ def query(server: str, port: int, qname: str, qtype: str = "A", timeout: float =
                     raise TimeoutError
                 sock.settimeout(left)
                 data = sock.recv(65535)
-                try:
-                    response = dns.message.from_wire(data)
-                except (dns.exception.DNSException, ValueError, struct.error):
+                response = _reply_to(q, data)
+                if response is None:
                     ignored += 1
-                    LOG.debug("answer: %d bytes that are not a DNS message; ignored", len(data))
-                    continue
-                if not q.is_response(response):
-                    ignored += 1
-                    LOG.debug("answer: a reply that does not match the question; ignored")
                     continue
                 break
         except TimeoutError:
@@ -285,15 +279,9 @@ def query_tcp(
                 data = _read_message(sock, deadline)
                 if data is None:
                     return failure("error", "the server closed the connection without an answer")
-                try:
-                    response = dns.message.from_wire(data)
-                except (dns.exception.DNSException, ValueError, struct.error):
+                response = _reply_to(q, data)
+                if response is None:
                     ignored += 1
-                    LOG.debug("answer: %d bytes that are not a DNS message; ignored", len(data))
-                    continue
-                if not q.is_response(response):
-                    ignored += 1
-                    LOG.debug("answer: a reply that does not match the question; ignored")
                     continue
                 return _answer(response, base, "tcp", start, ignored)
             return failure("error", f"{ignored} messages over TCP, none an answer to the query")
@@ -329,6 +317,22 @@ def _read_exactly(sock: socket.socket, count: int, deadline: float) -> bytes | N
             return None
         chunks += data
     return bytes(chunks)
+
+
+def _reply_to(q: Any, data: bytes) -> Any:
+    """The message in `data` if it answers `q`; None for garbage or another question's reply."""
+    import dns.exception
+    import dns.message
+
+    try:
+        response = dns.message.from_wire(data)
+    except (dns.exception.DNSException, ValueError, struct.error):
+        LOG.debug("answer: %d bytes that are not a DNS message; ignored", len(data))
+        return None
+    if not q.is_response(response):
+        LOG.debug("answer: a reply that does not match the question; ignored")
+        return None
+    return response
 
 
 def _ms(start: float) -> float:
