@@ -223,7 +223,7 @@ def judge(
                 if r.protocol in BGP_ROUTE_PROTOCOLS
                 and any(
                     r.destination.version == ipaddress.ip_network(c).version
-                    and r.destination.subnet_of(ipaddress.ip_network(c))
+                    and r.destination.subnet_of(ipaddress.ip_network(c))  # type: ignore[arg-type]
                     for c in pod_cidrs
                 )
             ]

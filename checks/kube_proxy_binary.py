@@ -120,7 +120,7 @@ def judge(b: Binary, reference: str | None = None) -> Finding:
             "cluster) to the gateway.",
             **kw,
         )
-    if mismatch:
+    if mismatch and b.sha256 and b.expected_sha256:
         return failed(
             f"{b.path} is corrupt: sha256 {b.sha256[:12]}... differs from "
             f"{b.expected_sha256[:12]}... ({b.expected_from})"

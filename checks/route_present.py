@@ -95,6 +95,7 @@ def judge(
             return failed(
                 f"no route at all for {label}", evidence=evidence, remediation=fix, address=label
             )
+        assert route is not None  # only "missing" has no matched route
         if kind == "default-only":
             return failed(
                 f"no route for {label}: only the default route matches ({_describe(route)})",

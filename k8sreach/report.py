@@ -108,6 +108,6 @@ def render_table(report: Report) -> str:
         lines += [
             "",
             f"Warning: {r.id}: {r.summary}",
-            textwrap.indent(r.remediation.rstrip(), "  "),
+            textwrap.indent((r.remediation or "").rstrip(), "  "),
         ]
     return "\n".join(lines) + "\n"

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || scripts/setup.sh
 .venv/bin/ruff check k8sreach checks tests bench
 .venv/bin/ruff format --check k8sreach checks tests bench
+.venv/bin/mypy --ignore-missing-imports k8sreach checks
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
