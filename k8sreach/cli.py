@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ class _OneLineError(click.ClickException):
 
 def _setup_logging(verbose: bool, debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("k8sreach: %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     level = logging.DEBUG if (verbose or debug) else logging.WARNING
     for name in ("k8sreach", "checks"):
         logger = logging.getLogger(name)
@@ -127,17 +130,27 @@ def doctor(
     _setup_logging(verbose, debug)
     flags["context"] = flags.pop("kube_context")
     ingress = flags.pop("ingress")
+    if config_file is not None and not config_file.strip():
+        raise UserError("--config needs a file name")
     profile_values = config.load_profile(Path(config_file) if config_file else None, profile)
     parsed = _parse_flags(flags)
     if ingress is not None:
         parsed["ingress"] = ingress
     settings = config.build_settings(profile_values, parsed)
+    if settings.deadline is not None and settings.deadline <= settings.timeout:
+        raise UserError(
+            f"--deadline {settings.deadline:g} must be longer than --timeout "
+            f"{settings.timeout:g}: every probe must be able to time out within the run"
+        )
     tgt = _target(target, settings, parsed.get("port"))
-    loaded = plugins.load()
-    for err in loaded.errors:
-        LOG.warning("%s", err)
-    checks = [cls() for cls in loaded.checks if _applies(cls, tgt, settings)]
-    report = runner.run(checks, settings, tgt, loaded.errors)
+    # Plugins are third-party code: whatever they print must not land in a JSON or Markdown
+    # document on stdout, so stdout points at stderr until the document is written.
+    with contextlib.redirect_stdout(sys.stderr):
+        loaded = plugins.load()
+        for err in loaded.errors:
+            LOG.warning("%s", err)
+        checks = [cls() for cls in loaded.checks if _applies(cls, tgt, settings)]
+        report = runner.run(checks, settings, tgt, loaded.errors)
     if output == "json":
         click.echo(render_json(report))
     elif output == "markdown":
@@ -211,7 +224,11 @@ def _parse_flags(flags: dict[str, Any]) -> dict[str, Any]:
 
             out[key] = parse_port(value)
         else:
-            out[key] = config._PARSERS[key](list(value) if isinstance(value, tuple) else value)
+            try:
+                out[key] = config._PARSERS[key](list(value) if isinstance(value, tuple) else value)
+            except UserError as exc:
+                flag = "--" + key.replace("_", "-")
+                raise config.ConfigError(f"{flag}: {exc}") from None
     return out
 
 
@@ -267,10 +284,27 @@ def demo(keep_going: bool) -> None:
     sys.exit(run_demo(keep_going=keep_going))
 
 
+_SIGNALLED: list[int] = []
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line per error, exit 2 for usage, 3 for the tool's own failure."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if not args:
+        with click.Context(cli, info_name="k8sreach") as ctx:
+            click.echo(cli.get_help(ctx))
+        sys.exit(0)
+    # SIGTERM and SIGHUP end the run like Ctrl-C does, so that cleanup (the SSH master
+    # connection and its private directory) runs instead of being orphaned.
+    for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            signal.signal(signum, _interrupt)
     try:
         cli.main(args=args, prog_name="k8sreach", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -286,18 +320,18 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"k8sreach: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except (UserError, ToolError) as exc:
-        if debug:
-            raise
+        if debug and isinstance(exc, ToolError):
+            traceback.print_exc()
         click.echo(f"k8sreach: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("k8sreach: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(128 + (_SIGNALLED[0] if _SIGNALLED else signal.SIGINT))
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(
             f"k8sreach: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
             "traceback, and report it)",

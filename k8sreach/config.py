@@ -85,7 +85,7 @@ def parse_endpoint(text: str, default_port: int = 53) -> Endpoint:
 
 
 def _port_number(text: str, whole: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or not 1 <= int(text) <= 65535:
         raise ConfigError(f"'{whole}': the port must be a number from 1 to 65535")
     return int(text)
 
@@ -114,6 +114,8 @@ def parse_cidr(text: str, what: str = "CIDR") -> IPNetwork:
 
 
 def parse_timeout(value: Any, what: str = "timeout") -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} {value} is not a number of seconds")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -134,6 +136,12 @@ def _ssh_options(value: Any) -> tuple[tuple[str, str], ...]:
         key, val = str(key), str(val)
         if not key.isalnum() or "\n" in val or "\r" in val:
             raise ConfigError(f"ssh option '{key}={val}' is not KEY=VALUE (KEY letters only)")
+        from k8sreach.remote import AccessError, parse_ssh_option
+
+        try:
+            parse_ssh_option(f"{key}={val}")
+        except AccessError as exc:
+            raise ConfigError(str(exc)) from None
         pairs.append((key, val))
     return tuple(pairs)
 
@@ -174,24 +182,42 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "namespace": _str,
     "port": _port_setting,
     "cluster_domain": _str,
-    "dns": lambda v: parse_endpoint(_str(v)),
+    "dns": lambda v: _ip_server(parse_endpoint(_str(v))),
     "kube_dns": lambda v: _ip_endpoint(_str(v), "kube-dns"),
     "gateway": lambda v: parse_ip(_str(v), "gateway"),
     "service_cidr": lambda v: tuple(parse_cidr(str(x), "service CIDR") for x in _as_list(v)),
     "pod_cidr": lambda v: tuple(parse_cidr(str(x), "pod CIDR") for x in _as_list(v)),
     "timeout": parse_timeout,
     "deadline": lambda v: parse_timeout(v, "deadline"),
-    "ssh": _str,
+    "ssh": lambda v: _ssh_dest(_str(v)),
     "ssh_identity": _str,
     "ssh_option": _ssh_options,
     "on_gateway": _bool,
-    "bird_socket": _str,
-    "kube_proxy_path": _str,
+    "bird_socket": lambda v: _absolute(_str(v), "BIRD socket"),
+    "kube_proxy_path": lambda v: _absolute(_str(v), "kube-proxy path"),
     "kube_proxy_sha256": _sha256,
     "kube_proxy_reference": _str,
     "kubeconfig": _str,
     "context": _str,
 }
+
+
+def _ip_server(endpoint: Endpoint) -> Endpoint:
+    """A DNS server must be an address: resolving its name would need DNS itself."""
+    parse_ip(endpoint.host, "DNS server")
+    return endpoint
+
+
+def _ssh_dest(dest: str) -> str:
+    if dest.startswith("-") or any(c.isspace() for c in dest):
+        raise ConfigError(f"'{dest}' is not an ssh destination; give [user@]host or a Host alias")
+    return dest
+
+
+def _absolute(path: str, what: str) -> str:
+    if not path.startswith("/") or any(c in path for c in "\n\r\0"):
+        raise ConfigError(f"the {what} '{path}' must be an absolute path on one line")
+    return path
 
 
 def default_config_path() -> Path:
@@ -219,6 +245,12 @@ def load_profile(path: Path | None, profile: str | None) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {file}: {exc}") from None
 
+    unknown = sorted(set(data) - {"profiles", "default-profile"})
+    if unknown:
+        raise ConfigError(
+            f"{file}: unknown top-level key(s) {', '.join(unknown)}; a config file holds "
+            "default-profile and [profiles.NAME] tables"
+        )
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):
         raise ConfigError(f"{file}: [profiles] must be a table of named profiles")

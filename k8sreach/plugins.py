@@ -29,7 +29,13 @@ class Loaded:
 def find() -> list[EntryPoint]:
     """Return the installed entry points of the group, sorted by name then value."""
     found = entry_points(group=GROUP)
-    return sorted(found, key=lambda ep: (ep.name, ep.value))
+    # For two checks of one id, the built-in comes first: a third-party package must not
+    # replace a built-in check silently.
+    return sorted(found, key=lambda ep: (ep.name, not _builtin(ep), ep.value))
+
+
+def _builtin(ep: EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == "k8sreach"
 
 
 def _validate(ep: EntryPoint, obj: object) -> type[Check]:
@@ -55,7 +61,10 @@ def load(eps: list[EntryPoint] | None = None) -> Loaded:
             errors.append(f"check '{ep.name}' from {package} failed to load: {exc}")
             continue
         if ep.name in checks:
-            errors.append(f"check '{ep.name}' from {package} is installed twice; the first is used")
+            errors.append(
+                f"check '{ep.name}' from {package} is ignored: a check with that id is already "
+                f"installed ({checks[ep.name].__module__})"
+            )
             continue
         checks[ep.name] = cls
     ordered = sorted(checks.values(), key=lambda c: (c.hop.position, c.order, c.id))

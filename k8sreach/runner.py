@@ -27,6 +27,16 @@ _MISSING = {
 }
 
 
+def one_line(text: str, limit: int = 1000) -> str:
+    """A summary as one printable line: what a gateway printed (escape sequences, newlines)
+    must not reach a terminal or a log as control characters."""
+    clean = "".join(
+        c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 256 else "?")
+        for c in str(text).replace("\n", " ").replace("\t", " ")
+    )
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
 def _seed(settings: Settings, target: Target) -> dict[str, object]:
     seeded: dict[str, object] = {}
     if isinstance(target.port, int):
@@ -109,7 +119,7 @@ def _execute(chk: Check, ctx: RunContext, plan: _Plan) -> CheckResult:
         id=chk.id,
         hop=chk.hop,
         status=finding.status,
-        summary=finding.summary,
+        summary=one_line(finding.summary),
         evidence=dict(finding.evidence),
         remediation=finding.remediation,
         duration_ms=round((time.monotonic() - start) * 1000, 1),

@@ -153,7 +153,9 @@ def check_cluster_domain(domain: str) -> str:
 
 def parse_port(text: str) -> int | str:
     """Return a port number (1-65535) or a valid port name; raise TargetError otherwise."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
+        if len(text) > 5:
+            raise TargetError(f"the port {text[:12]}... is out of range; use 1-65535")
         number = int(text)
         if 1 <= number <= 65535:
             return number
@@ -193,7 +195,7 @@ def parse_target(
         raise TargetError(f"the target '{raw}' has more than one ':'; use NAME.NAMESPACE:PORT")
     target_port = parse_port(port_part) if sep else None
 
-    name = name_part.rstrip(".") if name_part.endswith(".") else name_part
+    name = name_part[:-1] if name_part.endswith(".") else name_part  # one trailing dot: absolute
     labels = name.split(".")
     if any(label == "" for label in labels):
         raise TargetError(f"the target '{raw}' has an empty name between dots")

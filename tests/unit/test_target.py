@@ -86,3 +86,14 @@ def test_service_name_of_63_characters_is_accepted():
 
 def test_namespace_may_start_with_a_digit_but_service_may_not():
     assert parse_target("web.1team").namespace == "1team"
+
+
+@pytest.mark.parametrize("port", ["²", "٥٣", "9" * 5000, " 53"])
+def test_ports_must_be_ascii_digits_in_range(port):
+    with pytest.raises(TargetError):
+        parse_target(f"mysql.default:{port}")
+
+
+def test_two_trailing_dots_are_an_empty_label():
+    with pytest.raises(TargetError, match="empty name between dots"):
+        parse_target("mysql.default..")
