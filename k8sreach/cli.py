@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("k8sreach: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(128 + (_SIGNALLED[0] if _SIGNALLED else signal.SIGINT))
     except click.UsageError as exc:
         where = f"k8sreach {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "k8sreach"
         click.echo(f"k8sreach: error: {exc.format_message()} (see '{where} --help')", err=True)
