@@ -123,7 +123,7 @@ def judge(f: Forwarding) -> Finding:
             fixes.append(f"iptables -I FORWARD -d {cidr} -j ACCEPT")
             fixes.append(f"iptables -I FORWARD -s {cidr} -j ACCEPT")
         fixes.append(
-            "(if Docker set the policy, as it does at every start, add the two rules to the "
+            "(if Docker set the policy, as it does at every start, add these rules to the "
             "DOCKER-USER chain instead; keep them across reboots with `netfilter-persistent "
             "save`)"
         )

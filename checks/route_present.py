@@ -117,8 +117,14 @@ def judge(
     )
     assert first is not None
     note = "" if gateway else " (no --gateway given, so the next hop was not compared)"
+    label = destinations[0][0]
+    how = (
+        f"is routed {_describe(first).split(' ', 1)[1]}"
+        if label == str(first.destination)
+        else f"goes {_describe(first)}"
+    )
     return passed(
-        f"{destinations[0][0]} goes {_describe(first)}{note}",
+        f"{label} {how}{note}",
         evidence=evidence,
         address=destinations[0][0],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from k8sreach.errors import UserError
+
+LOG = logging.getLogger(__name__)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -230,7 +233,7 @@ def default_config_path() -> Path:
 
 def load_profile(path: Path | None, profile: str | None) -> dict[str, Any]:
     """Return the settings of one profile, parsed; {} when no file exists and none was asked."""
-    explicit = path is not None
+    explicit = path is not None or bool(os.environ.get("K8SREACH_CONFIG"))
     file = path if path is not None else default_config_path()
     if not file.exists():
         if explicit:
@@ -254,13 +257,25 @@ def load_profile(path: Path | None, profile: str | None) -> dict[str, Any]:
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):
         raise ConfigError(f"{file}: [profiles] must be a table of named profiles")
+    # Every profile is checked, not only the one in use: a typo in another cluster's
+    # profile should surface today, not during that cluster's outage.
+    parsed_all = {name: _parse_profile(file, name, raw) for name, raw in profiles.items()}
     name = profile or data.get("default-profile")
     if name is None:
+        if parsed_all:
+            LOG.warning(
+                "%s has profiles (%s) but none is used: give --profile NAME or set default-profile",
+                file,
+                ", ".join(sorted(parsed_all)),
+            )
         return {}
-    if name not in profiles:
+    if name not in parsed_all:
         known = ", ".join(sorted(profiles)) or "none"
         raise ConfigError(f"{file}: no profile '{name}' (profiles: {known})")
-    raw = profiles[name]
+    return parsed_all[name]
+
+
+def _parse_profile(file: Path, name: str, raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: profile '{name}' must be a table")
     parsed: dict[str, Any] = {}

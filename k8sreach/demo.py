@@ -67,8 +67,7 @@ def doctor_argv(lab: object, *extra: str, ssh: bool = True, checksum: bool = Tru
     if ssh:
         argv += ["--ssh", lab.ssh_dest, "--ssh-identity", lab.ssh_identity]  # type: ignore[attr-defined]
         for key, value in lab.ssh_options.items():  # type: ignore[attr-defined]
-            if key not in ("BatchMode", "LogLevel"):  # k8sreach sets these itself
-                argv += ["--ssh-option", f"{key}={value}"]
+            argv += ["--ssh-option", f"{key}={value}"]
         if checksum:
             argv += ["--kube-proxy-sha256", lab.kube_proxy_sha256]  # type: ignore[attr-defined]
     return lab.client_argv([*argv, *extra])  # type: ignore[attr-defined]

@@ -93,6 +93,9 @@ def render_table(report: Report) -> str:
         lines.append(f"warning: {err}")
     first = report.first_failure
     verdict = "reachable" if report.reachable else "NOT reachable"
+    failures = sum(1 for r in report.results if r.status is Status.FAIL)
+    if report.reachable and failures:
+        verdict += f" (the Service answered), but {failures} check(s) failed"
     lines.append(f"Result: {verdict} ({report.duration_ms:.0f} ms)")
     if first is not None:
         lines += ["", f"First failure: {first.id} ({first.hop.value}): {first.summary}"]

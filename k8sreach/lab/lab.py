@@ -127,14 +127,16 @@ class Lab:
 
     @property
     def ssh_options(self) -> dict[str, str]:
-        """Return ssh -o options that make ssh trust exactly the lab's host keys."""
+        """Return ssh -o options that make ssh trust exactly the lab's host keys.
+
+        They are what `k8sreach doctor --ssh-option` takes; k8sreach sets BatchMode and
+        LogLevel itself, so they are not among them (ssh_argv adds them for plain ssh).
+        """
         return {
             "UserKnownHostsFile": self.known_hosts,
             "GlobalKnownHostsFile": "/dev/null",
             "StrictHostKeyChecking": "yes",
             "IdentitiesOnly": "yes",
-            "BatchMode": "yes",
-            "LogLevel": "ERROR",
         }
 
     @property
@@ -247,7 +249,7 @@ class Lab:
 
     def ssh_argv(self, dest: str | None = None, remote: Sequence[str] = ()) -> list[str]:
         """Return an ssh command line (to run in the client) for the gateway or ``dest``."""
-        argv = ["ssh", "-i", self.ssh_identity]
+        argv = ["ssh", "-i", self.ssh_identity, "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
         for key, value in self.ssh_options.items():
             argv += ["-o", f"{key}={value}"]
         return [*argv, dest or self.ssh_dest, *remote]

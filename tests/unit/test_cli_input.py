@@ -119,3 +119,28 @@ def test_a_third_party_check_cannot_replace_a_builtin(tmp_path):
     route = next(c for c in doc["checks"] if c["id"] == "route-present")
     assert route["summary"] != "all good, trust me"
     assert any("check 'route-present' from acme-checks is ignored" in e for e in doc["load_errors"])
+
+
+def test_a_bad_key_in_a_profile_not_in_use_is_reported(tmp_path):
+    cfg = tmp_path / "k.toml"
+    cfg.write_text('default-profile = "a"\n[profiles.a]\ntimeout = 1\n[profiles.b]\ntimout = 1\n')
+    out = _run("doctor", "a.b", "--config", str(cfg))
+    assert out.returncode == 2
+    assert "profile 'b' has unknown key 'timout'" in out.stderr
+
+
+def test_a_config_without_a_chosen_profile_warns(tmp_path):
+    cfg = tmp_path / "k.toml"
+    cfg.write_text("[profiles.prod]\ntimeout = 0.3\n")
+    out = _run("doctor", "a.b:80", "--config", str(cfg), *LOOPBACK_DNS, "-o", "json")
+    assert "has profiles (prod) but none is used" in out.stderr
+    json.loads(out.stdout)
+
+
+def test_a_missing_file_named_by_k8sreach_config_is_an_error(tmp_path):
+    import os
+
+    env = dict(os.environ, K8SREACH_CONFIG=str(tmp_path / "missing.toml"))
+    out = _run("doctor", "a.b", env=env)
+    assert out.returncode == 2
+    assert "does not exist" in out.stderr
