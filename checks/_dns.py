@@ -71,11 +71,30 @@ def transport_evidence(outcome: DnsOutcome) -> dict[str, Any]:
     return found
 
 
+def seconds(latency_ms: float | None) -> str:
+    """Return a wait in seconds for a summary: at most one decimal, never "0"."""
+    return f"{max(round((latency_ms or 0) / 1000, 1), 0.1):g}"
+
+
+def replies_ignored(count: int) -> str:
+    """Return "3 replies were ignored" (or "1 reply was ignored")."""
+    return "1 reply was ignored" if count == 1 else f"{count} replies were ignored"
+
+
 def failure_text(outcome: DnsOutcome) -> str:
     """Return why a query got no answer (or which error rcode), as a short phrase."""
     proto = "TCP" if outcome.transport == "tcp" else "UDP"
+    if outcome.udp_truncated and outcome.kind != "answer":
+        # the UDP answer had TC set; the retry over TCP is what failed
+        outcome = replace(outcome, udp_truncated=False)
+        return f"a truncated (TC) answer over UDP, then {failure_text(outcome)}"
+    if outcome.kind == "timeout" and outcome.ignored_replies:
+        return (
+            f"no valid answer over {proto} within {seconds(outcome.latency_ms)} s "
+            f"({replies_ignored(outcome.ignored_replies)})"
+        )
     if outcome.kind == "timeout":
-        return f"no answer over {proto} within {(outcome.latency_ms or 0) / 1000:g} s"
+        return f"no answer over {proto} within {seconds(outcome.latency_ms)} s"
     if outcome.kind == "port-unreachable":
         if proto == "TCP":
             return f"TCP connection refused (nothing listens on TCP {outcome.port})"
@@ -136,12 +155,9 @@ def combine_transports(
             facts=finding.facts,
         )
     if udp.transport == "tcp":
-        # the UDP answer came truncated and query() retried over TCP: that retry failed
-        return replace(
-            same,
-            summary=f"{server} answered over UDP truncated (TC) and its TCP retry failed: "
-            f"{failure_text(udp)}",
-        )
+        # the UDP answer came truncated and query() retried over TCP, which failed:
+        # classify() already says so
+        return same
     if not tcp_answered:
         return same
     tcp_facts = tcp_finding.facts if tcp_finding and tcp_finding.status is Status.PASS else {}

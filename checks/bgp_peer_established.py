@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks import _gateway
 from k8sreach import check as facts
@@ -16,7 +17,12 @@ from k8sreach.parsers.errors import ParseError
 from k8sreach.result import Finding, Hop, Status, failed, passed
 from k8sreach.routes import Route, parse_ip_json_route
 
+if TYPE_CHECKING:
+    from k8sreach.remote import CommandResult
+
 BGP_ROUTE_PROTOCOLS = ("bird", "bgp")
+# birdc prints the server's greeting ("0001 BIRD 2.0.12 ready.") without its code
+_BIRD_BANNER = re.compile(r"^BIRD .*ready\.$")
 
 # The info text BIRD shows for a session that is not up, and what it usually means.
 _CAUSES = (
@@ -280,7 +286,7 @@ class BgpPeerEstablished(Check):
     any peer not Established fails with its usual cause; Established without a BGP-learned
     route for the pods fails too. Without SSH to the gateway, reads the nodes' sessions with
     it from Calico's CalicoNodeStatus in the API. Evidence: each peer's address, type, state,
-    since, info."""
+    since, info; for a BIRD socket birdc cannot read, what birdc printed."""
 
     id = "bgp-peer-established"
     hop = Hop.GATEWAY
@@ -486,17 +492,26 @@ def _pod_addresses(ctx: RunContext) -> list[str]:
 
 
 def _read_peers(ctx: RunContext) -> tuple[list[PeerState], str] | Finding:
-    sockets = (
-        [ctx.settings.bird_socket] if ctx.settings.bird_socket else list(_gateway.BIRD_SOCKETS)
-    )
+    given = ctx.settings.bird_socket
+    sockets = [given] if given else list(_gateway.BIRD_SOCKETS)
+    # find takes a leading '-' or '(' as an expression, not a path: only absolute paths go.
+    if given and not given.startswith("/"):
+        return failed(
+            f"--bird-socket {given!r} is not an absolute path",
+            remediation="Give BIRD's control socket as an absolute path, e.g. "
+            "--bird-socket /run/bird/bird.ctl",
+        )
+    sockets = [s for s in sockets if s.startswith("/")]
     present = _gateway.run(ctx, ["find", *sockets, "-maxdepth", "0", "-type", "s"])
     existing = [s for s in present.text.splitlines() if s in sockets]
+    problem: Finding | None = None
     for sock in existing:
         for client in ("birdc", "birdcl"):
             out = _gateway.run(ctx, [client, "-s", sock, "show", "protocols", "all"])
             if _gateway.missing_program(out):
                 continue
-            if out.returncode == 0 and "Unable to connect" not in out.text:
+            said = _birdc_failure(out, ctx.probe_timeout())
+            if said is None:
                 try:
                     return peers_from_bird(out.text), f"{client} -s {sock}"
                 except ParseError as exc:
@@ -504,7 +519,12 @@ def _read_peers(ctx: RunContext) -> tuple[list[PeerState], str] | Finding:
                         f"{client} answered something that is not BIRD's protocol table: {exc}",
                         evidence={"output": out.text[:2000]},
                     )
+            problem = problem or _birdc_failed(client, sock, out, said)
             break
+        else:
+            problem = problem or _no_birdc(sock)
+        if problem is not None and out.timed_out:
+            break  # a hung BIRD hangs on every path to its socket: do not wait again
     calico = _gateway.run(ctx, ["calicoctl", "node", "status"])
     if not _gateway.missing_program(calico) and calico.stdout:
         try:
@@ -521,14 +541,70 @@ def _read_peers(ctx: RunContext) -> tuple[list[PeerState], str] | Finding:
                 remediation="Start calico-node (or BIRD) on the gateway.",
             )
         return peers_from_calicoctl(calico.text), "calicoctl node status"
+    if problem is not None:
+        return problem
     looked = ", ".join(sockets)
-    if ctx.settings.bird_socket:
+    if given:
         return failed(
-            f"no BIRD control socket at {ctx.settings.bird_socket} on the gateway",
+            f"no BIRD control socket at {given} on the gateway",
             remediation="Check --bird-socket, and that BIRD runs on the gateway.",
         )
     return Finding(
         Status.SKIP,
         f"no BIRD control socket ({looked}) and no calicoctl on the gateway: give "
         "--bird-socket PATH if BIRD runs elsewhere (flannel gateways have no BGP)",
+    )
+
+
+def _birdc_failure(out: CommandResult, timeout: float) -> str | None:
+    """Return one line on why birdc gave no protocol table, or None when it did."""
+    if out.timed_out or out.returncode is None:
+        return f"timed out after {timeout:g} s"
+    lines = [
+        ln.strip()
+        for ln in (*out.err_text.splitlines(), *out.text.splitlines())
+        if ln.strip() and not _BIRD_BANNER.match(ln.strip())
+    ]
+    # birdc shows a reply line it cannot read as "??? <line>": not a BIRD reply
+    foreign = [ln for ln in lines if ln.startswith("??? ")]
+    if out.returncode == 0 and "Unable to connect" not in out.text and not foreign:
+        return None
+    if foreign and out.returncode == 0:
+        said = f"a reply birdc cannot read: {foreign[0]}"
+    else:
+        said = next((ln for ln in lines if ln not in foreign), None) or (foreign or [""])[0]
+    if len(said) > 160:
+        said = said[:160] + "..."
+    return said or f"exit {out.returncode} without output"
+
+
+def _birdc_failed(client: str, sock: str, out: CommandResult, said: str) -> Finding:
+    """Return the failure of a birdc run on a socket that exists."""
+    return failed(
+        f"{client} -s {sock} show protocols all failed: {said}",
+        evidence={
+            "socket": sock,
+            "command": f"{client} -s {sock} show protocols all",
+            "returncode": out.returncode,
+            "timed_out": out.timed_out,
+            "output": out.text[:2000],
+            "stderr": out.err_text[:2000],
+        },
+        remediation=(
+            f"BIRD's control socket {sock} exists on the gateway but BIRD does not answer on "
+            f"it: check that BIRD (or calico-node) runs there and is not stuck "
+            f"(`systemctl status bird`, its logs), and run `{client} -s {sock} show protocols "
+            "all` on the gateway."
+        ),
+    )
+
+
+def _no_birdc(sock: str) -> Finding:
+    """Return the failure of a gateway with BIRD's socket but no client to read it."""
+    return failed(
+        f"BIRD's control socket {sock} exists, but neither birdc nor birdcl is installed on "
+        "the gateway",
+        evidence={"socket": sock},
+        remediation="Install BIRD's client on the gateway (Debian/Ubuntu: the bird2 package "
+        "ships birdc), or give k8sreach access to calicoctl there.",
     )

@@ -14,6 +14,8 @@ from checks._dns import (
     combine_transports,
     dns_server,
     no_server,
+    replies_ignored,
+    seconds,
     srv_question,
     with_srv,
 )
@@ -21,7 +23,7 @@ from k8sreach import check as facts
 from k8sreach.check import Check
 from k8sreach.config import IPNetwork
 from k8sreach.context import RunContext
-from k8sreach.dnsprobe import DnsOutcome
+from k8sreach.dnsprobe import MAX_CNAME_HOPS, DnsOutcome
 from k8sreach.result import Finding, Hop, Status, failed, passed, warned
 from k8sreach.target import Target
 
@@ -56,11 +58,33 @@ def classify(
     name = outcome.qname
     check_cmd = f"dig @{outcome.server} -p {outcome.port} {name}"
 
+    if outcome.udp_truncated and outcome.kind != "answer":
+        return _tcp_retry_failed(outcome, server, kw)
+    if outcome.transport == "tcp" and outcome.kind == "port-unreachable":
+        return failed(
+            f"TCP to {server} is refused (nothing listens on TCP {outcome.port})",
+            remediation=_tcp_advice(outcome, server),
+            **kw,
+        )
+    waited = f" within {seconds(outcome.latency_ms)} s" if outcome.latency_ms else ""
+    if outcome.kind == "timeout" and outcome.ignored_replies:
+        return failed(
+            f"no valid answer from {server}{waited}: "
+            f"{replies_ignored(outcome.ignored_replies)} (not DNS, or not an answer to this "
+            "question)",
+            remediation=(
+                f"Something sends replies from {server}, but none answers this question: "
+                "the replies are not DNS, or carry another query id or question. Either the "
+                "DNS server misbehaves, or something else answers in its place (another "
+                f"service on port {outcome.port}, a firewall or middlebox that intercepts "
+                f"DNS). Look at what comes back with `{check_cmd}` and `tcpdump -n -X host "
+                f"{outcome.server} and port {outcome.port}` on this client."
+            ),
+            **kw,
+        )
     if outcome.kind == "timeout":
         return failed(
-            f"no answer from {server} within {outcome.latency_ms / 1000:g} s"
-            if outcome.latency_ms
-            else f"no answer from {server}",
+            f"no answer from {server}{waited}",
             remediation=(
                 f"The DNS server {server} did not answer. If it is the DNS proxy, check that it "
                 f"is up and that its upstream (kube-dns) answers it: run `{check_cmd}` here, and "
@@ -132,6 +156,19 @@ def classify(
         )
     if outcome.rcode != "NOERROR":
         return failed(f"{server} answered {outcome.rcode} for {name}", **kw)
+    if outcome.cname_loop and not outcome.addresses:
+        return failed(
+            f"the CNAME chain for {name} does not end (a loop, or longer than {MAX_CNAME_HOPS})",
+            remediation=(
+                f"{server} answers {name} with CNAMEs that lead back to a name already in "
+                f"the chain (or more than {MAX_CNAME_HOPS} of them), so no address is ever "
+                f"reached; the evidence lists the chain. Check the records with `{check_cmd}`. "
+                "For an ExternalName Service, its externalName must not lead back to the "
+                f"Service's own name: `kubectl get service {target.service} -n "
+                f"{target.namespace} -o jsonpath='{{.spec.externalName}}'`."
+            ),
+            **kw,
+        )
     if not outcome.addresses:
         return failed(
             f"{server} knows {name} but returned no {outcome.qtype} record (NODATA)",
@@ -179,6 +216,37 @@ def classify(
     return passed(
         f"{name} -> {', '.join(answers)} ({what}) in {outcome.latency_ms:g} ms",
         facts={facts.ADDRESS: answers[0], facts.ADDRESSES: answers},
+        **kw,
+    )
+
+
+def _tcp_advice(outcome: DnsOutcome, server: str) -> str:
+    """Return what to do when the DNS server does not answer over TCP."""
+    return (
+        f"An answer too large for one datagram comes back truncated (TC) and resolvers ask "
+        f"again over TCP, which {server} does not answer. Let TCP port {outcome.port} through "
+        f"to the DNS server and have the proxy listen on TCP {outcome.port} as well as UDP "
+        f"(nginx: a stream server with `listen {outcome.port};` beside `listen "
+        f"{outcome.port} udp;`); check with `dig +tcp @{outcome.server} -p {outcome.port} "
+        f"{outcome.qname}`."
+    )
+
+
+def _tcp_retry_failed(outcome: DnsOutcome, server: str, kw: dict[str, Any]) -> Finding:
+    """Return the failure of a truncated UDP answer whose retry over TCP failed."""
+    if outcome.kind == "port-unreachable":
+        what = f"TCP to the server is refused (nothing listens on TCP {outcome.port})"
+    elif outcome.kind == "timeout":
+        what = f"the retry over TCP got no answer within {seconds(outcome.latency_ms)} s"
+        if outcome.ignored_replies:
+            what += f" ({replies_ignored(outcome.ignored_replies)})"
+    elif outcome.kind == "unreachable":
+        what = f"TCP to the server is unreachable ({outcome.error})"
+    else:
+        what = f"the retry over TCP failed: {outcome.error}"
+    return failed(
+        f"the UDP answer from {server} was truncated (TC) and {what}",
+        remediation=_tcp_advice(outcome, server),
         **kw,
     )
 
@@ -269,7 +337,7 @@ def compare_with_api(
                 "healthy: `kubectl -n kube-system logs -l k8s-app=kube-dns`."
             ),
         )
-    if outcome.kind != "answer" or outcome.rcode != "NOERROR":
+    if outcome.kind != "answer" or outcome.rcode != "NOERROR" or outcome.cname_loop:
         return base
     if view.kind == "cluster-ip" and not view.addresses:
         return base  # an IPv6-only Service: an A query cannot be compared

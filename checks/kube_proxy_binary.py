@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks import _gateway
 from k8sreach import check as facts
@@ -14,6 +14,9 @@ from k8sreach.parsers.elf import ElfInfo, elf_matches_machine, parse_elf_header
 from k8sreach.parsers.errors import ParseError
 from k8sreach.parsers.kube_proxy import VersionRun, classify_version_run, execstart_argv
 from k8sreach.result import Finding, Hop, Status, failed, passed, warned
+
+if TYPE_CHECKING:
+    from k8sreach.remote import CommandResult
 
 UNIT_FILES = (
     "/etc/systemd/system/kube-proxy.service",
@@ -47,6 +50,8 @@ class Binary:
     expected_sha256: str | None
     expected_from: str | None
     reference_problem: str | None = None
+    sha256_problem: str | None = None  # why sha256sum gave no checksum ("timed out after 2 s")
+    not_run: str | None = None  # why --version was not run although the file is an ELF
 
 
 def _copy_fix(b: Binary, reference: str | None) -> str:
@@ -94,6 +99,10 @@ def judge(b: Binary, reference: str | None = None) -> Finding:
     }
     if b.reference_problem:
         evidence["reference_problem"] = b.reference_problem
+    if b.sha256_problem:
+        evidence["sha256_problem"] = b.sha256_problem
+    if b.not_run:
+        evidence["version_not_run"] = b.not_run
     kw = {"evidence": evidence}
     if b.file_type is None:
         return failed(
@@ -142,7 +151,8 @@ def judge(b: Binary, reference: str | None = None) -> Finding:
             **kw,
         )
     if run is not None and run.kind == "go-panic":
-        sound = "its checksum matches" if b.expected_sha256 else "it is a valid ELF program"
+        verified = b.expected_sha256 is not None and b.sha256 == b.expected_sha256
+        sound = "its checksum matches" if verified else "it is a valid ELF program"
         return failed(
             f"kube-proxy --version panics ({run.detail}): a crash of a sound binary ({sound}), "
             "not corruption",
@@ -156,11 +166,30 @@ def judge(b: Binary, reference: str | None = None) -> Finding:
         return warned(f"kube-proxy --version {run.detail}; its state is unknown", **kw)
     if run is not None and run.kind != "ok":
         return failed(f"kube-proxy --version failed: {run.detail}", **kw)
+    if run is None and b.not_run:
+        return warned(
+            f"{b.path} ({b.elf.machine} ELF) was not run ({b.not_run}); its state is unknown",
+            **kw,
+        )
     version = run.version if run else "unknown version"
+    if b.expected_sha256 is not None and b.sha256 is None:
+        return warned(
+            f"sha256 of {b.path} could not be computed ({b.sha256_problem or 'no checksum'}): "
+            "checksum not verified",
+            remediation=f"On the gateway: sha256sum {b.path}   # must print {b.expected_sha256}",
+            **kw,
+        )
+    if b.reference_problem:
+        return warned(
+            f"kube-proxy {version} at {b.path}, {b.elf.machine} ELF, but the checksum was not "
+            f"compared: {b.reference_problem}",
+            remediation="Fix --kube-proxy-reference (NODE or NODE:/PATH, reachable over SSH "
+            "with a kube-proxy at that path), or give the expected checksum with "
+            "--kube-proxy-sha256.",
+            **kw,
+        )
     if b.expected_sha256 is None:
         note = " (checksum not compared: give --kube-proxy-sha256 or --kube-proxy-reference)"
-        if b.reference_problem:
-            note = f" (checksum not compared: {b.reference_problem})"
         return passed(f"kube-proxy {version} at {b.path}, {b.elf.machine} ELF{note}", **kw)
     return passed(f"kube-proxy {version} at {b.path}, sha256 matches {b.expected_from}", **kw)
 
@@ -168,7 +197,8 @@ def judge(b: Binary, reference: str | None = None) -> Finding:
 class KubeProxyBinary(Check):
     """Checks the gateway's kube-proxy binary: found (flag, systemd unit, PATH), an ELF for
     the gateway's architecture, executable, sha256 against the expected one or a reference
-    node, and what `kube-proxy --version` does (SIGSEGV means corrupt, a Go panic does not)."""
+    node, and what `kube-proxy --version` does (SIGSEGV means corrupt, a Go panic does not);
+    --version runs only once the file is an executable ELF for the gateway's architecture."""
 
     id = "kube-proxy-binary"
     hop = Hop.GATEWAY
@@ -221,12 +251,11 @@ def _locate(ctx: RunContext) -> tuple[str, str] | None:
 
 
 def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
-    stat, head_run, uname, summed, ran, expected = _gateway.parallel(
+    stat, head_run, uname, summed, expected = _gateway.parallel(
         lambda: _gateway.run(ctx, ["stat", "-L", "-c", "%F|%a|%s", "--", path]),
         lambda: _gateway.run(ctx, ["head", "-c", "64", "--", path]),
         lambda: _gateway.run(ctx, ["uname", "-m"]),
         lambda: _gateway.run(ctx, ["sha256sum", "--", path]),
-        lambda: _gateway.run(ctx, ["sh", "-c", _VERSION_SCRIPT, path]),
         lambda: _expected(ctx, path),
     )
     file_type = mode = None
@@ -247,10 +276,17 @@ def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
     machine = uname.text.strip() or None
     match = _SHA.match(summed.text.strip())
     sha = match.group(1) if match else None
+    sha_problem = None if sha else _sha256_problem(summed, ctx.probe_timeout())
+    exp_sha, exp_from, problem = expected
+
+    # Only a confirmed program is run: a script would run as one, and an ELF for another
+    # architecture fails with ENOEXEC, after which sh reads the file as a script.
     version = None
-    if elf is not None:
+    not_run = _why_not_run(elf, mode, machine)
+    if elf is not None and not_run is None:
         # Run even a suspect binary's --version: how it dies is the diagnosis. It is the
         # one command here that executes something of the gateway's, and it changes nothing.
+        ran = _gateway.run(ctx, ["sh", "-c", _VERSION_SCRIPT, path])
         if ran.timed_out or ran.returncode is None:
             version = VersionRun(
                 "killed", None, None, f"did not finish within {ctx.probe_timeout():g} s"
@@ -260,7 +296,6 @@ def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
             status = int(marked.group(1)) if marked else ran.returncode
             stderr = _STATUS_MARK.sub("", ran.err_text).strip("\n")
             version = classify_version_run(status, ran.text, stderr)
-    exp_sha, exp_from, problem = expected
     return Binary(
         path,
         found_by,
@@ -275,7 +310,30 @@ def _read(ctx: RunContext, path: str, found_by: str) -> Binary:
         exp_sha,
         exp_from,
         problem,
+        sha_problem,
+        not_run if elf is not None else None,
     )
+
+
+def _why_not_run(elf: ElfInfo | None, mode: str | None, machine: str | None) -> str | None:
+    """Return why the file must not be executed, or None when it is a runnable program."""
+    if elf is None:
+        return "not an ELF program"
+    if mode is None or not mode.isdigit() or not int(mode, 8) & 0o111:
+        return f"not executable (mode {mode})"
+    if machine is None:
+        return "the gateway's architecture is unknown: uname -m failed"
+    if not elf_matches_machine(elf, machine):
+        return f"built for {elf.machine}, the gateway is {machine}"
+    return None
+
+
+def _sha256_problem(summed: CommandResult, timeout: float) -> str:
+    """Return why sha256sum gave no checksum, in a few words."""
+    if summed.timed_out or summed.returncode is None:
+        return f"sha256sum timed out after {timeout:g} s"
+    said = next((ln.strip() for ln in summed.err_text.splitlines() if ln.strip()), "")
+    return said[:200] or f"sha256sum exit {summed.returncode} without a checksum"
 
 
 def _expected(ctx: RunContext, path: str) -> tuple[str | None, str | None, str | None]:
@@ -301,5 +359,10 @@ def _expected(ctx: RunContext, path: str) -> tuple[str | None, str | None, str |
         return None, None, f"the reference node {dest} could not be read: {exc}"
     match = _SHA.match(out.text.strip())
     if not match:
-        return None, None, f"sha256sum of {ref_path} on {dest} failed: {out.err_text.strip()}"
+        why = (
+            f"did not finish within {ctx.probe_timeout():g} s"
+            if out.timed_out
+            else f"failed: {out.err_text.strip()[:200] or f'exit {out.returncode}'}"
+        )
+        return None, None, f"sha256sum of {ref_path} on {dest} {why}"
     return match.group(1), f"the reference {dest}:{ref_path}", None

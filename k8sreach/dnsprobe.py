@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 LOG = logging.getLogger(__name__)
-_MAX_CNAME_HOPS = 8
+# CNAMEs followed from the asked name before the chain counts as one that does not end
+MAX_CNAME_HOPS = 8
 _MAX_ANSWERS = 64
 # A TCP stream that keeps sending messages that do not match is cut off after this many.
 _MAX_TCP_MESSAGES = 64
@@ -45,6 +46,8 @@ class DnsOutcome:
     error: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     records: tuple[str, ...] = ()
+    cname_loop: bool = False  # the CNAME chain loops or is longer than MAX_CNAME_HOPS
+    udp_truncated: bool = False  # a TCP outcome asked because the UDP answer had TC set
 
     @property
     def authoritative(self) -> bool:
@@ -69,41 +72,70 @@ def _flag_names(flags: int) -> tuple[str, ...]:
     return tuple(sorted(dns.flags.to_text(flags).split()))
 
 
-def _addresses(response: object, qname: str) -> tuple[list[str], list[str], list[str]]:
-    """Follow the CNAME chain from qname; return addresses, the chain, and notes."""
+@dataclass(frozen=True)
+class _Chain:
+    """The addresses of the asked type at the end of qname's CNAME chain, and what was
+    left aside on the way."""
+
+    addresses: tuple[str, ...]
+    cnames: tuple[str, ...]
+    notes: tuple[str, ...]
+    unending: bool
+
+
+def _addresses(response: object, qname: str, qtype: str) -> _Chain:
+    """Follow the CNAME chain from qname and take the addresses of the asked type only."""
     import dns.name
     import dns.rdatatype
 
+    address_types = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
+    wanted = address_types.get(qtype)
     notes: list[str] = []
-    current = dns.name.from_text(qname)
+    start = dns.name.from_text(qname)
+    current = start
+    seen = {start}
     chain: list[str] = []
     addresses: list[str] = []
+    other_types: dict[str, int] = {}
+    unending = False
     answer = list(getattr(response, "answer", []))
-    for _ in range(_MAX_CNAME_HOPS + 1):
+    while True:
         step = None
         for rrset in answer:
             if rrset.name != current:
                 continue
-            if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            if wanted is not None and rrset.rdtype == wanted:
                 addresses.extend(r.address for r in rrset)
+            elif wanted is not None and rrset.rdtype in address_types.values():
+                # an AAAA record is no answer to an A question, whoever put it there
+                kind = dns.rdatatype.to_text(rrset.rdtype)
+                other_types[kind] = other_types.get(kind, 0) + len(rrset)
             elif rrset.rdtype == dns.rdatatype.CNAME and step is None:
                 step = next(iter(rrset)).target
         if addresses or step is None:
             break
+        if step in seen:
+            unending = True
+            notes.append(
+                f"CNAME loop: {current.to_text()} points back to {step.to_text()}; stopped "
+                "following it"
+            )
+            break
+        if len(chain) >= MAX_CNAME_HOPS:
+            unending = True
+            notes.append(f"CNAME chain longer than {MAX_CNAME_HOPS}; stopped following it")
+            break
         chain.append(step.to_text())
+        seen.add(step)
         current = step
-    else:
-        notes.append(f"CNAME chain longer than {_MAX_CNAME_HOPS}; stopped following it")
-    unrelated = sum(
-        1
-        for rrset in answer
-        if rrset.name != dns.name.from_text(qname) and rrset.name.to_text() not in chain
-    )
+    for kind, count in sorted(other_types.items()):
+        notes.append(f"{count} {kind} record(s) in the answer to an {qtype} query were ignored")
+    unrelated = sum(1 for rrset in answer if rrset.name not in seen)
     if unrelated:
         notes.append(f"{unrelated} answer record set(s) for other names were ignored")
     if len(addresses) > _MAX_ANSWERS:
         notes.append(f"{len(addresses)} addresses; only the first {_MAX_ANSWERS} are kept")
-    return addresses[:_MAX_ANSWERS], chain, notes
+    return _Chain(tuple(addresses[:_MAX_ANSWERS]), tuple(chain), tuple(notes), unending)
 
 
 def _errno_name(exc: OSError) -> str:
@@ -182,7 +214,7 @@ def query(server: str, port: int, qname: str, qtype: str = "A", timeout: float =
         note = "the UDP answer was truncated (TC); asked again over TCP"
         tcp = query_tcp(server, port, qname, qtype, max(0.05, deadline - time.monotonic()))
         # the latency is the whole exchange's, UDP included
-        return replace(tcp, latency_ms=_ms(start), notes=(note, *tcp.notes))
+        return replace(tcp, latency_ms=_ms(start), notes=(note, *tcp.notes), udp_truncated=True)
     return _answer(response, base, "udp", start, ignored)
 
 
@@ -193,19 +225,20 @@ def _answer(
     import dns.rcode
 
     qname, qtype = str(base["qname"]), str(base["qtype"])
-    addresses, chain, notes = _addresses(response, qname)
+    chain = _addresses(response, qname, qtype)
     outcome = DnsOutcome(
         **base,
         transport=transport,
         kind="answer",
         rcode=dns.rcode.to_text(response.rcode()),
         flags=_flag_names(response.flags),
-        addresses=tuple(addresses),
-        cnames=tuple(chain),
+        addresses=chain.addresses,
+        cnames=chain.cnames,
         latency_ms=_ms(start),
         ignored_replies=ignored,
-        notes=tuple(notes),
+        notes=chain.notes,
         records=_records(response, qname, qtype),
+        cname_loop=chain.unending,
     )
     LOG.debug(
         "answer: %s %s %s flags=%s in %.1f ms over %s",

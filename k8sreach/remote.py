@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -251,7 +252,7 @@ def _classify(stderr: str) -> tuple[str, str] | None:
     lines = [
         line.strip()
         for line in stderr.replace("\r\n", "\n").splitlines()
-        if line.strip() and not line.startswith("debug")
+        if line.strip() and not line.startswith(_PROGRESS_LINES)
     ]
     for kind, pattern in _SSH_ERROR_PATTERNS:
         for line in lines:
@@ -269,9 +270,7 @@ def classify_ssh_error(stderr: str) -> str | None:
 def _access_error(dest: str, stderr: str, waited: float) -> AccessError:
     """Return the AccessError a user can act on for ssh's stderr when reaching dest failed."""
     # ssh ends some messages with CRLF; debug lines are for the verbose log, not the error.
-    detail = "\n".join(
-        line.rstrip("\r") for line in stderr.splitlines() if not line.startswith("debug")
-    ).strip()
+    detail = _without_debug(stderr)
     kind, said = _classify(detail) or ("other", _last_line(detail))
     said = said.rstrip(".")
     tried = f"ssh {dest}"
@@ -301,6 +300,53 @@ def _access_error(dest: str, stderr: str, waited: float) -> AccessError:
         "other": f"{tried} failed ({said or 'no message from ssh'}); run with --verbose",
     }[kind]
     return AccessError(kind, advice, detail=detail)
+
+
+# What the master prints at LogLevel DEBUG1 besides errors: progress, not a reason to fail.
+_PROGRESS_LINES = (
+    "debug",
+    "Authenticated to ",
+    "Transferred: ",
+    "Bytes per second: ",
+    "Warning: Permanently added ",
+)
+
+
+def _without_debug(stderr: str) -> str:
+    """Return ssh's messages without its debug and progress lines (for the verbose log)."""
+    return "\n".join(
+        line.rstrip("\r") for line in stderr.splitlines() if not line.startswith(_PROGRESS_LINES)
+    ).strip()
+
+
+def _cut_login_message(dest: str, limit: float, stderr: str) -> str:
+    """Return why a login k8sreach cut at its deadline did not finish, as far as ssh's
+    debug lines tell: the port never answered, no SSH greeting, or an unfinished login."""
+    tried = f"ssh {dest}: no SSH session within {limit:g} s"
+    # Behind a ProxyCommand or ProxyJump the progress lines may be the jump host's.
+    direct = "debug1: Executing proxy" not in stderr
+    if direct and "debug1: Remote protocol version" in stderr:
+        return (
+            f"{tried}: the server answered but the key exchange or authentication did not "
+            "finish; check sshd on the gateway (its logs, a slow PAM or DNS lookup) or allow "
+            "a longer timeout"
+        )
+    if direct and "debug1: Connection established." in stderr:
+        return (
+            f"{tried}: the TCP connection was accepted but no SSH greeting came back; check "
+            "that sshd (not something else) listens on that port and is not overloaded"
+        )
+    if direct and "debug1: Connecting to " in stderr:
+        return (
+            f"{tried}: the SSH port does not answer (packets filtered or dropped on the "
+            "way); check the address and port, and that no firewall drops SSH to the "
+            "gateway, or allow a longer timeout"
+        )
+    return (
+        f"{tried}: the port does not answer (filtered or dropped) or the server did not "
+        "finish the handshake; check the address, firewalls on the way and sshd on the "
+        "gateway, or allow a longer timeout"
+    )
 
 
 # Running processes ----------------------------------------------------------------------
@@ -382,10 +428,11 @@ def _run_process(
             # Its own session, so a timeout kills the program's children as well.
             start_new_session=True,
         )
-    except FileNotFoundError:
-        # The same answer a shell gives for an unknown program, so both hosts read alike.
-        msg = f"k8sreach: {cmd[0]}: command not found\n".encode()
-        return CommandResult(argv, 127, b"", msg, (time.monotonic() - start) * 1000, False)
+    except OSError as exc:
+        # The answer a shell gives when exec fails, so both hosts read alike: 127 when there
+        # is no such program, 126 when there is one that cannot run (not executable, a
+        # directory, a binary for another architecture).
+        return _exec_failure(cmd[0], argv, exc, (time.monotonic() - start) * 1000)
 
     out_fd = proc.stdout.fileno() if proc.stdout else -1
     err_fd = proc.stderr.fileno() if proc.stderr else -1
@@ -407,6 +454,21 @@ def _run_process(
     returncode = proc.returncode if finished else None
     duration_ms = (time.monotonic() - start) * 1000
     return CommandResult(argv, returncode, stdout, stderr, duration_ms, not finished)
+
+
+def _exec_failure(
+    program: str, argv: tuple[str, ...], exc: OSError, duration_ms: float
+) -> CommandResult:
+    """Return the result of a program that could not be started, as a shell reports it."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        # a bare name is looked up on PATH; a path names one file that is not there
+        said = "No such file or directory" if "/" in program else "command not found"
+        code = 127
+    else:
+        said = exc.strerror or str(exc)
+        code = 126
+    msg = f"k8sreach: {program}: {said}\n".encode()
+    return CommandResult(argv, code, b"", msg, duration_ms, False)
 
 
 def _wait(proc: subprocess.Popen[bytes], deadline: float) -> bool:
@@ -671,8 +733,9 @@ class SshHost(_CommandHost):
 
     def _start_master(self, master: _Master, limit: float) -> None:
         """Start the master and wait until its control socket exists or it gives up."""
-        log_level = "DEBUG1" if self.verbose_log is not None else "ERROR"
-        cmd = [master.ssh, "-N", *self._ssh_options("yes", master.socket, log_level), self.dest]
+        # DEBUG1 always: when the login is cut at the deadline, ssh's progress lines tell a
+        # port that never answers from a server that answers but never finishes.
+        cmd = [master.ssh, "-N", *self._ssh_options("yes", master.socket, "DEBUG1"), self.dest]
         if self.verbose_log is not None:
             master.log_path = os.fspath(self.verbose_log)
         LOG.debug("%s: connect: %s", self.label, shlex.join(cmd))
@@ -715,15 +778,13 @@ class SshHost(_CommandHost):
             "%s: master connection failed after %.1f ms: %s",
             self.label,
             elapsed * 1000,
-            stderr.strip() or "(no message)",
+            _without_debug(stderr) or "(no message)",
         )
         if failure == "deadline" and classify_ssh_error(stderr) is None:
             raise AccessError(
                 "timeout",
-                f"ssh {self.dest}: no working SSH session within {limit:g} s (the server "
-                "accepted but the handshake or authentication did not finish); check sshd "
-                "on the gateway or allow a longer timeout",
-                detail=stderr.strip(),
+                _cut_login_message(self.dest, limit, stderr),
+                detail=_without_debug(stderr),
             )
         # ssh gives up by itself after ConnectTimeout; the deadline bounds the rest.
         waited = limit if failure == "deadline" else max(1, math.ceil(self.connect_timeout))

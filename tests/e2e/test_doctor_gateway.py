@@ -190,3 +190,68 @@ def test_hostile_path_is_a_file_name_not_a_command(lab):
     binary = run.check("kube-proxy-binary")
     assert binary["status"] == "fail"
     assert binary["summary"] == f"no kube-proxy at /x; touch {marker} (--kube-proxy-path)"
+
+
+def test_script_at_the_kube_proxy_path_is_read_but_never_run_on_the_gateway(lab, tmp_path):
+    marker = f"/tmp/k8sreach-ran-{uuid.uuid4().hex[:8]}"
+    script = tmp_path / "kube-proxy"  # /tmp is the same directory in the gateway's view
+    script.write_text(f"#!/bin/sh\ntouch {marker}\necho Kubernetes v1.29.3\n")
+    script.chmod(0o755)
+    try:
+        run = doctor(lab, "--kube-proxy-path", str(script))
+        ran = os.path.exists(marker)
+    finally:
+        if os.path.exists(marker):
+            os.unlink(marker)
+    assert not ran, "kube-proxy-binary executed a shell script on the gateway"
+    binary = run.check("kube-proxy-binary")
+    assert binary["status"] == "fail"
+    assert binary["summary"] == (
+        f"{script} is not an ELF program (it starts with '#!/bin/sh\\ntouch '): the copy is corrupt"
+    )
+    assert binary["evidence"]["version_run"] is None
+
+
+def test_reference_node_without_the_file_warns_instead_of_passing(lab):
+    missing = f"/usr/local/bin/kube-proxy-{uuid.uuid4().hex[:8]}"
+    run = doctor(
+        lab, "--kube-proxy-reference", f"{lab.reference_ssh_dest}:{missing}", checksum=False
+    )
+    binary = run.check("kube-proxy-binary")
+    assert binary["status"] == "warn"
+    assert binary["summary"] == (
+        f"kube-proxy v1.29.3 at /usr/local/bin/kube-proxy, x86_64 ELF, but the checksum was not "
+        f"compared: sha256sum of {missing} on {lab.reference_ssh_dest} failed: sha256sum: "
+        f"{missing}: No such file or directory"
+    )
+
+
+def test_stale_bird_socket_is_reported_as_bird_not_answering(lab, tmp_path):
+    import socket
+
+    path = tmp_path / "bird.ctl"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the socket file stays; nothing listens behind it
+    run = doctor(lab, "--bird-socket", str(path))
+    bgp = run.check("bgp-peer-established")
+    assert bgp["status"] == "fail"
+    assert bgp["summary"] == (
+        f"birdc -s {path} show protocols all failed: Unable to connect to server control "
+        f"socket ({path}): Connection refused"
+    )
+    assert bgp["evidence"]["socket"] == str(path)
+
+
+def test_dropped_ssh_port_is_not_blamed_on_sshd(lab):
+    with fault(lab, "ssh-blackhole"):
+        # ssh's own ConnectTimeout is 2 s here: k8sreach's 1.5 s deadline cuts the attempt
+        run = doctor(lab, "--timeout", "1.5")
+    summary = run.check("kube-proxy-binary")["summary"]
+    assert summary == (
+        f"cannot reach the gateway over SSH: ssh {lab.ssh_dest}: no SSH session within 1.5 s: "
+        "the SSH port does not answer (packets filtered or dropped on the way); check the "
+        "address and port, and that no firewall drops SSH to the gateway, or allow a longer "
+        "timeout"
+    )
+    assert "check sshd" not in summary

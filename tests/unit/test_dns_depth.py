@@ -134,6 +134,52 @@ def test_truncated_udp_answer_is_asked_again_over_tcp():
     assert out.notes[0] == "the UDP answer was truncated (TC); asked again over TCP"
 
 
+def test_truncated_udp_answer_with_tcp_refused_says_truncated_not_nothing_listening():
+    with LoopbackDns(lambda q: [reply(q, tc=True)], tcp=False) as srv:
+        finding = _run_check(DnsResolves(), _dns(srv.port))
+    assert finding.status is Status.FAIL
+    assert finding.summary == (
+        f"the UDP answer from 127.0.0.1:{srv.port} was truncated (TC) and TCP to the server is "
+        f"refused (nothing listens on TCP {srv.port})"
+    )
+    assert finding.evidence["udp"]["outcome"] == "port-unreachable"
+    assert "ICMP" not in finding.remediation
+    assert f"listen on TCP {srv.port} as well as UDP" in finding.remediation
+    assert f"`dig +tcp @127.0.0.1 -p {srv.port} {FQDN}`" in finding.remediation
+
+
+def test_truncated_udp_answer_with_a_silent_tcp_port_says_the_retry_got_no_answer():
+    with LoopbackDns(lambda q: [reply(q, tc=True)], tcp=lambda q: []) as srv:
+        finding = _run_check(DnsResolves(), _dns(srv.port, timeout=0.4))
+    assert finding.summary == (
+        f"the UDP answer from 127.0.0.1:{srv.port} was truncated (TC) and the retry over TCP "
+        "got no answer within 0.4 s"
+    )
+
+
+def test_truncated_then_refused_reads_the_same_in_other_checks_summaries():
+    from checks._dns import failure_text
+
+    with LoopbackDns(lambda q: [reply(q, tc=True)], tcp=False) as srv:
+        out = query("127.0.0.1", srv.port, FQDN, "A", 1.0)
+    assert out.udp_truncated is True
+    assert failure_text(out) == (
+        f"a truncated (TC) answer over UDP, then TCP connection refused (nothing listens on TCP "
+        f"{srv.port})"
+    )
+
+
+def test_tcp_refusal_alone_is_not_called_an_icmp_port_unreachable():
+    from checks.dns_resolves import classify
+
+    with LoopbackDns(CLUSTER, tcp=False) as srv:
+        out = query_tcp("127.0.0.1", srv.port, FQDN, "A", 1.0)
+    finding = classify(out, TARGET, (), ())
+    assert finding.summary == (
+        f"TCP to 127.0.0.1:{srv.port} is refused (nothing listens on TCP {srv.port})"
+    )
+
+
 # ---- dns-resolves: UDP against TCP ---------------------------------------------------------
 
 

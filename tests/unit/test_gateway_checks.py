@@ -263,3 +263,55 @@ def test_binary_for_another_architecture_fails():
     assert finding.summary == (
         "/usr/local/bin/kube-proxy is built for x86_64, but the gateway is aarch64"
     )
+
+
+def test_expected_checksum_that_could_not_be_computed_warns_instead_of_passing():
+    finding = kpb.judge(_binary(sha256=None, sha256_problem="sha256sum timed out after 2 s"))
+    assert finding.status is Status.WARN
+    assert finding.summary == (
+        "sha256 of /usr/local/bin/kube-proxy could not be computed (sha256sum timed out after "
+        "2 s): checksum not verified"
+    )
+    assert finding.evidence["sha256"] is None
+    assert f"sha256sum /usr/local/bin/kube-proxy   # must print {'a' * 64}" in (finding.remediation)
+
+
+def test_go_panic_without_a_computed_checksum_does_not_claim_it_matches():
+    trace = "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n"
+    finding = kpb.judge(_binary(sha256=None, version=classify_version_run(2, "", trace)))
+    assert "a crash of a sound binary (it is a valid ELF program), not corruption" in (
+        finding.summary
+    )
+
+
+def test_unusable_reference_warns_naming_the_problem():
+    finding = kpb.judge(
+        _binary(
+            expected_sha256=None,
+            expected_from=None,
+            reference_problem="sha256sum of /usr/local/bin/kube-proxy on node1 failed: "
+            "sha256sum: /usr/local/bin/kube-proxy: No such file or directory",
+        ),
+        reference="node1",
+    )
+    assert finding.status is Status.WARN
+    assert finding.summary == (
+        "kube-proxy v1.29.3 at /usr/local/bin/kube-proxy, x86_64 ELF, but the checksum was not "
+        "compared: sha256sum of /usr/local/bin/kube-proxy on node1 failed: sha256sum: "
+        "/usr/local/bin/kube-proxy: No such file or directory"
+    )
+
+
+def test_elf_not_run_for_an_unknown_architecture_warns():
+    finding = kpb.judge(
+        _binary(
+            machine=None,
+            version=None,
+            not_run="the gateway's architecture is unknown: uname -m failed",
+        )
+    )
+    assert finding.status is Status.WARN
+    assert finding.summary == (
+        "/usr/local/bin/kube-proxy (x86_64 ELF) was not run (the gateway's architecture is "
+        "unknown: uname -m failed); its state is unknown"
+    )

@@ -397,11 +397,67 @@ def test_login_that_never_finishes_is_cut_at_the_connect_timeout(
     assert time.monotonic() - start < 1.0
     assert info.value.kind == "timeout"
     assert info.value.message == (
-        "ssh root@gw: no working SSH session within 0.5 s (the server accepted but the "
-        "handshake or authentication did not finish); check sshd on the gateway or allow a "
-        "longer timeout"
+        "ssh root@gw: no SSH session within 0.5 s: the port does not answer (filtered or "
+        "dropped) or the server did not finish the handshake; check the address, firewalls on "
+        "the way and sshd on the gateway, or allow a longer timeout"
     )
     assert os.listdir(temp) == []
+
+
+# What ssh -v prints before the login is cut: ssh's own lines (OpenSSH 9.2), in order.
+_CONNECTING = "debug1: Connecting to gw [192.0.2.1] port 22."
+_ESTABLISHED = "debug1: Connection established."
+_BANNER = "debug1: Remote protocol version 2.0, remote software version OpenSSH_9.2p1"
+
+
+@pytest.mark.parametrize(
+    ("lines", "why"),
+    [
+        (
+            [_CONNECTING],
+            "the SSH port does not answer (packets filtered or dropped on the way); check the "
+            "address and port, and that no firewall drops SSH to the gateway, or allow a longer "
+            "timeout",
+        ),
+        (
+            [_CONNECTING, _ESTABLISHED],
+            "the TCP connection was accepted but no SSH greeting came back; check that sshd "
+            "(not something else) listens on that port and is not overloaded",
+        ),
+        (
+            [_CONNECTING, _ESTABLISHED, _BANNER],
+            "the server answered but the key exchange or authentication did not finish; check "
+            "sshd on the gateway (its logs, a slow PAM or DNS lookup) or allow a longer timeout",
+        ),
+        (
+            ["debug1: Executing proxy command: exec ssh -W [gw]:22 jump", _CONNECTING],
+            "the port does not answer (filtered or dropped) or the server did not finish the "
+            "handshake; check the address, firewalls on the way and sshd on the gateway, or "
+            "allow a longer timeout",
+        ),
+    ],
+)
+def test_login_cut_at_the_deadline_says_how_far_ssh_got(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str], why: str
+) -> None:
+    echoes = "; ".join(f"echo '{line}' >&2" for line in lines)
+    _fake_ssh(tmp_path, monkeypatch, f"{echoes}; exec sleep 30")
+    host = SshHost("root@gw", connect_timeout=0.5)
+    with pytest.raises(AccessError) as info:
+        host.connect(0.5)
+    assert info.value.kind == "timeout"
+    assert info.value.message == f"ssh root@gw: no SSH session within 0.5 s: {why}"
+    assert info.value.detail == ""  # debug lines stay in the verbose log
+
+
+def test_master_connection_runs_at_debug1_so_a_cut_login_can_be_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = tmp_path / "args"
+    _fake_ssh(tmp_path, monkeypatch, f'printf "%s\\n" "$@" > {args}; exit 255')
+    with pytest.raises(AccessError):
+        SshHost("root@gw").connect(2.0)
+    assert "LogLevel=DEBUG1" in args.read_text().splitlines()
 
 
 def test_run_after_close_raises_instead_of_connecting(
@@ -456,6 +512,44 @@ def test_local_run_of_a_missing_program_answers_like_a_shell() -> None:
         127,
         "k8sreach: k8sreach-no-such-program: command not found\n",
     )
+
+
+def _foreign_elf(tmp_path: Path) -> Path:
+    """An executable ELF header for an architecture this machine does not run."""
+    import platform
+
+    header = bytearray(
+        (Path(__file__).parent.parent / "fixtures/elf-header-x86_64-pie.bin").read_bytes()
+    )
+    machine = 62 if platform.machine() != "x86_64" else 183  # x86_64, else aarch64
+    header[18:20] = machine.to_bytes(2, "little")
+    path = tmp_path / "foreign"
+    path.write_bytes(bytes(header))
+    path.chmod(0o755)
+    return path
+
+
+def test_local_run_of_what_cannot_be_executed_answers_like_a_shell(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.write_bytes(b"\x7fELF not a program")
+    data.chmod(0o644)
+    foreign = _foreign_elf(tmp_path)
+    host = LocalHost()
+    answers = {
+        name: (r.returncode, r.stdout, r.err_text, r.timed_out)
+        for name, r in [
+            ("not executable", host.run([str(data), "--version"], 5.0)),
+            ("directory", host.run([str(tmp_path), "--version"], 5.0)),
+            ("other architecture", host.run([str(foreign), "--version"], 5.0)),
+            ("missing", host.run([str(tmp_path / "nope"), "--version"], 5.0)),
+        ]
+    }
+    assert answers == {
+        "not executable": (126, b"", f"k8sreach: {data}: Permission denied\n", False),
+        "directory": (126, b"", f"k8sreach: {tmp_path}: Permission denied\n", False),
+        "other architecture": (126, b"", f"k8sreach: {foreign}: Exec format error\n", False),
+        "missing": (127, b"", f"k8sreach: {tmp_path}/nope: No such file or directory\n", False),
+    }
 
 
 def test_local_run_is_cut_at_its_timeout_with_its_children() -> None:
@@ -521,3 +615,15 @@ def test_glob_lists_names_with_the_literal_suffix_sorted(tmp_path: Path) -> None
 def test_glob_needs_an_absolute_directory() -> None:
     with pytest.raises(ValueError, match="glob needs an absolute directory, not 'etc'"):
         LocalHost().glob("etc", ".conf", 5.0)
+
+
+def test_master_progress_lines_are_neither_the_error_nor_its_detail() -> None:
+    log = (
+        "debug1: Connecting to gw [192.0.2.1] port 22.\n"
+        'Authenticated to gw ([192.0.2.1]:22) using "publickey".\n'
+        "Timeout, server gw not responding.\n"
+        "Transferred: sent 3692, received 3440 bytes, in 20.1 seconds\n"
+        "Bytes per second: sent 183.7, received 171.2\n"
+    )
+    error = remote._access_error("root@gw", log, 5.0)
+    assert (error.kind, error.detail) == ("timeout", "Timeout, server gw not responding.")
