@@ -59,8 +59,18 @@ class RunContext:
             return name in self._facts
 
     def publish(self, facts: dict[str, Any]) -> None:
+        """Record facts for later checks; the first value of a fact wins.
+
+        Addresses and ports come from DNS answers and API objects, which may be hostile: an
+        address that is not an IP literal or a port outside 1-65535 is dropped here, so no
+        probe ever resolves a name it was handed or connects to a nonsense port.
+        """
         with self._lock:
             for key, value in facts.items():
+                problem = _bad_fact(key, value)
+                if problem:
+                    LOG.warning("ignoring the %s fact %r: %s", key, value, problem)
+                    continue
                 self._facts.setdefault(key, value)
 
     def record(self, result: CheckResult) -> None:
@@ -168,6 +178,28 @@ class RunContext:
                 closer.close()
             except Exception:  # closing must never hide the run's own result
                 LOG.debug("closing %r failed", closer, exc_info=True)
+
+
+def _bad_fact(key: str, value: Any) -> str | None:
+    import ipaddress
+
+    if key == "address":
+        try:
+            ipaddress.ip_address(str(value))
+        except ValueError:
+            return "not an IP address"
+    elif key == "addresses":
+        if not isinstance(value, list | tuple):
+            return "not a list"
+        for item in value:
+            try:
+                ipaddress.ip_address(str(item))
+            except ValueError:
+                return f"{item!r} is not an IP address"
+    elif key == "port":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            return "not a port number from 1 to 65535"
+    return None
 
 
 def cluster_configured(settings: Settings) -> bool:

@@ -9,6 +9,7 @@ the pod (a TCP RST, no ICMP), and how "host unreachable" names the router that s
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import os
 import select
@@ -145,6 +146,19 @@ def _read_icmp(sock: socket.socket) -> IcmpReport | None:
 
 def connect(address: str, port: int, timeout: float) -> TcpOutcome:
     """Connect once with a timeout; close at once (nothing is sent)."""
+    try:
+        # Only literal addresses: socket.connect would quietly resolve a name with the
+        # system resolver, and the address may come from a hostile answer.
+        ipaddress.ip_address(address)
+    except ValueError:
+        return TcpOutcome(
+            address,
+            port,
+            "error",
+            0.0,
+            "EINVAL",
+            "not an IP address; k8sreach never resolves names here",
+        )
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     LOG.debug("probe: TCP connect %s:%d (timeout %.1f s)", address, port, timeout)
     start = time.monotonic()

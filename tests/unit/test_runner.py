@@ -192,3 +192,29 @@ def test_a_cause_later_on_the_path_still_explains_and_mutual_claims_do_not_loop(
     assert marks["timeout-like"] == "later-cause"
     assert marks["later-cause"] is None
     assert report.first_failure.id == "later-cause"
+
+
+class HostileProvider(Check):
+    """Publishes what a hostile answer might hold."""
+
+    id = "hostile"
+    hop = Hop.DNS
+    provides = (facts.ADDRESS, facts.PORT)
+
+    def run(self, ctx):
+        return passed("sure", facts={facts.ADDRESS: "evil.example", facts.PORT: "eighty"})
+
+
+def test_facts_that_are_not_addresses_or_ports_are_never_published():
+    report = runner.run([HostileProvider(), Connector()], Settings(), parse_target("a.b"))
+    conn = next(r for r in report.results if r.id == "connector")
+    assert conn.status is Status.SKIP
+    assert conn.summary.startswith("no address to probe")
+
+
+def test_tcp_probe_never_resolves_a_name():
+    from k8sreach.tcpprobe import connect
+
+    out = connect("localhost", 80, 0.5)
+    assert out.kind == "error"
+    assert out.message == "not an IP address; k8sreach never resolves names here"
