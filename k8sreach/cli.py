@@ -18,10 +18,6 @@ from k8sreach.errors import ToolError, UserError
 LOG = logging.getLogger("k8sreach")
 
 
-class _OneLineError(click.ClickException):
-    exit_code = 2
-
-
 def _setup_logging(verbose: bool, debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
