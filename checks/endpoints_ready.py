@@ -12,8 +12,13 @@ from checks._common import (
     NO_SUCH_PATH,
     SERVICE_PORT,
     api_call,
+    as_dict,
+    as_ip,
+    as_str,
+    clean_port_entry,
     host_port,
     label_selector,
+    type_name,
 )
 from checks.service_exists import is_headless, port_text
 from k8sreach import check as facts
@@ -54,61 +59,118 @@ class Endpoint:
         }
 
 
-def _ports(entries: Sequence[Mapping[str, Any]] | None) -> tuple[tuple[str, int, str], ...]:
-    return tuple(
-        (str(p.get("name") or ""), int(p.get("port") or 0), str(p.get("protocol") or "TCP"))
-        for p in entries or []
-    )
+def _ports(entries: object, where: str, notes: list[str]) -> tuple[tuple[str, int, str], ...]:
+    if entries is not None and not isinstance(entries, list):
+        notes.append(f"{where}.ports is {type_name(entries)}, not a list: ignored")
+        return ()
+    kept = []
+    for i, entry in enumerate(entries or []):
+        doc = clean_port_entry(entry, f"{where}.ports[{i}]", notes)
+        if doc is not None:
+            kept.append((str(doc.get("name") or ""), int(doc["port"]), str(doc["protocol"])))
+    return tuple(kept)
 
 
-def from_slices(slices: Sequence[Mapping[str, Any]]) -> list[Endpoint]:
-    """Return the endpoints of discovery.k8s.io/v1 EndpointSlices, one per address."""
+def _addresses(values: object, where: str, notes: list[str]) -> list[str]:
+    """Return the IP addresses of a list; anything else dropped with a note, never trusted."""
+    if not isinstance(values, list):
+        if values is not None:
+            notes.append(f"{where} is {type_name(values)}, not a list: ignored")
+        return []
+    kept = []
+    for value in values:
+        ip = as_ip(value)
+        if ip is None:
+            notes.append(f"{where} holds {_value_text(value)}, not an IP address: ignored")
+        else:
+            kept.append(ip)
+    return kept
+
+
+def _value_text(value: object) -> str:
+    return repr(value)[:40] if isinstance(value, (str, int)) else type_name(value)
+
+
+def _pod_of(entry: Mapping[str, Any]) -> str | None:
+    ref = as_dict(entry.get("targetRef"))
+    return as_str(ref.get("name")) if ref.get("kind", "Pod") == "Pod" else None
+
+
+def from_slices(
+    slices: Sequence[Mapping[str, Any]], notes: list[str] | None = None
+) -> list[Endpoint]:
+    """Return the endpoints of discovery.k8s.io/v1 EndpointSlices, one per address; what is
+    malformed (an address that is no IP, a port that is no number) is left out, noted."""
+    notes = [] if notes is None else notes
     found = []
-    for piece in slices:
-        ports = _ports(piece.get("ports"))
-        for entry in piece.get("endpoints") or []:
-            cond = entry.get("conditions") or {}
-            terminating = bool(cond.get("terminating"))
+    for n, piece in enumerate(slices):
+        if not isinstance(piece, Mapping):
+            notes.append(f"EndpointSlice #{n} is {type_name(piece)}: ignored")
+            continue
+        name = as_str(as_dict(piece.get("metadata")).get("name")) or f"#{n}"
+        ports = _ports(piece.get("ports"), f"EndpointSlice {name}", notes)
+        raw = piece.get("endpoints")
+        if raw is not None and not isinstance(raw, list):
+            notes.append(f"EndpointSlice {name}.endpoints is {type_name(raw)}: ignored")
+        for i, entry in enumerate(raw if isinstance(raw, list) else []):
+            if not isinstance(entry, Mapping):
+                notes.append(f"EndpointSlice {name}.endpoints[{i}] is {type_name(entry)}: ignored")
+                continue
+            cond = as_dict(entry.get("conditions"))
+            terminating = cond.get("terminating") is True
             # the API: a missing ready counts as true unless terminating; serving as ready
             said_ready, said_serving = cond.get("ready"), cond.get("serving")
-            ready = (not terminating) if said_ready is None else bool(said_ready)
-            serving = ready if said_serving is None else bool(said_serving)
-            ref = entry.get("targetRef") or {}
-            for ip in entry.get("addresses") or []:
+            ready = (not terminating) if said_ready is None else said_ready is True
+            serving = ready if said_serving is None else said_serving is True
+            where = f"EndpointSlice {name}.endpoints[{i}].addresses"
+            for ip in _addresses(entry.get("addresses"), where, notes):
                 found.append(
                     Endpoint(
-                        str(ip),
+                        ip,
                         ports,
                         ready,
                         serving,
                         terminating,
-                        ref.get("name") if ref.get("kind", "Pod") == "Pod" else None,
-                        entry.get("nodeName"),
-                        entry.get("hostname"),
+                        _pod_of(entry),
+                        as_str(entry.get("nodeName")),
+                        as_str(entry.get("hostname")),
                     )
                 )
     return found
 
 
-def from_endpoints(obj: Mapping[str, Any] | None) -> list[Endpoint]:
-    """Return the endpoints of a v1 Endpoints object (addresses and notReadyAddresses)."""
+def from_endpoints(obj: Mapping[str, Any] | None, notes: list[str] | None = None) -> list[Endpoint]:
+    """Return the endpoints of a v1 Endpoints object (addresses and notReadyAddresses); what
+    is malformed is left out, noted."""
+    notes = [] if notes is None else notes
+    subsets = as_dict(obj).get("subsets")
+    if subsets is not None and not isinstance(subsets, list):
+        notes.append(f"Endpoints.subsets is {type_name(subsets)}: ignored")
     found = []
-    for subset in (obj or {}).get("subsets") or []:
-        ports = _ports(subset.get("ports"))
+    for n, subset in enumerate(subsets if isinstance(subsets, list) else []):
+        if not isinstance(subset, Mapping):
+            notes.append(f"Endpoints.subsets[{n}] is {type_name(subset)}: ignored")
+            continue
+        ports = _ports(subset.get("ports"), f"Endpoints.subsets[{n}]", notes)
         for key, ready in (("addresses", True), ("notReadyAddresses", False)):
-            for entry in subset.get(key) or []:
-                ref = entry.get("targetRef") or {}
-                found.append(
-                    Endpoint(
-                        str(entry.get("ip")),
-                        ports,
-                        ready,
-                        ready,
-                        pod=ref.get("name") if ref.get("kind", "Pod") == "Pod" else None,
-                        node=entry.get("nodeName"),
-                        hostname=entry.get("hostname"),
+            entries = subset.get(key)
+            for i, entry in enumerate(entries if isinstance(entries, list) else []):
+                where = f"Endpoints.subsets[{n}].{key}[{i}].ip"
+                if not isinstance(entry, Mapping):
+                    notes.append(f"Endpoints.subsets[{n}].{key}[{i}] is {type_name(entry)}")
+                    continue
+                for ip in _addresses([entry.get("ip")], where, notes):
+                    found.append(
+                        Endpoint(
+                            ip,
+                            ports,
+                            ready,
+                            ready,
+                            pod=_pod_of(entry),
+                            node=as_str(entry.get("nodeName")),
+                            hostname=as_str(entry.get("hostname")),
+                        )
                     )
-                )
     return found
 
 
@@ -345,8 +407,10 @@ def judge(
     source: str,
     pods: Sequence[Mapping[str, Any]] | None = None,
     pods_problem: str | None = None,
+    dropped: Sequence[str] = (),
 ) -> Finding:
-    """Pass with the ready endpoints of the probed port, or fail saying why there are none."""
+    """Pass with the ready endpoints of the probed port, or fail saying why there are none;
+    `dropped` notes the malformed parts of the API's answer left out."""
     parts = split(endpoints, service_port)
     port_label = (
         f"port {port_text(service_port)}" if service_port is not None else "any of its ports"
@@ -359,6 +423,8 @@ def judge(
     }
     if parts.other_port_names:
         evidence["other_port_names"] = list(parts.other_port_names)
+    if dropped:
+        evidence["malformed_parts_ignored"] = list(dropped)
     found: dict[str, Any] = {
         facts.ENDPOINTS: [host_port(ep.ip, port) for ep, port in parts.ready],
         BACKENDS: {"ready": list(parts.ready_ips), "not_ready": list(parts.not_ready_ips)},
@@ -387,6 +453,8 @@ def judge(
     summary = f"{len(parts.ready)} ready for {port_label}: {_listing(parts.ready)}"
     if parts.not_ready:
         summary += f"; not ready: {_listing(parts.not_ready)}"
+    if dropped:
+        summary += f"; ignored {len(dropped)} malformed part(s) of the API's answer: {dropped[0]}"
     return passed(
         summary,
         evidence=evidence,
@@ -416,7 +484,8 @@ class EndpointsReady(Check):
                 f"{spec.get('externalName')}"
             )
         access = ctx.cluster()
-        endpoints, source = self._read(access, ctx.target)
+        dropped: list[str] = []
+        endpoints, source = self._read(access, ctx.target, dropped)
         service_port = ctx.fact(SERVICE_PORT)
         parts = split(endpoints, service_port)
         pods = None
@@ -427,10 +496,10 @@ class EndpointsReady(Check):
                 pods = api_call(access.list_pods, ctx.target.namespace, selector)
             except Unavailable as exc:
                 problem = exc.reason
-        return judge(svc, service_port, endpoints, source, pods, problem)
+        return judge(svc, service_port, endpoints, source, pods, problem, dropped)
 
     @staticmethod
-    def _read(access: Any, target: Target) -> tuple[list[Endpoint], str]:
+    def _read(access: Any, target: Target, notes: list[str]) -> tuple[list[Endpoint], str]:
         """Return the endpoints from the slices, else (not served, or none) from Endpoints."""
         from k8sreach.cluster import ClusterError
 
@@ -443,10 +512,10 @@ class EndpointsReady(Check):
             LOG.debug("EndpointSlices are not served; reading Endpoints")
             served, slices = False, []
         if slices:
-            return from_slices(slices), "endpointslices"
+            return from_slices(slices, notes), "endpointslices"
         # no slice: an old cluster, or hand-written Endpoints not mirrored (yet)
         try:
             obj = api_call(access.get_endpoints, target.namespace, target.service)
         except ClusterError:
             return [], "endpointslices" if served else "endpoints"
-        return from_endpoints(obj), "endpoints"
+        return from_endpoints(obj, notes), "endpoints"

@@ -16,7 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from checks import _exposure
-from checks._common import NO_SUCH_PATH, api_call, host_port, label_selector
+from checks._common import (
+    NO_SUCH_PATH,
+    MalformedObject,
+    api_call,
+    as_dict,
+    as_dicts,
+    as_port,
+    as_str,
+    clean_service,
+    host_port,
+    label_selector,
+    type_name,
+)
 from checks._exposure import Resolution
 from checks.endpoints_ready import from_endpoints, from_slices, split
 from checks.service_exists import choose_port
@@ -36,6 +48,7 @@ _CLOSEST = 3
 _HOST_CUTOFF = 0.85
 _REGEX_ANNOTATION = "nginx.ingress.kubernetes.io/use-regex"
 _REWRITE_ANNOTATION = "nginx.ingress.kubernetes.io/rewrite-target"
+PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
 
 
 # -- which rule serves a request, as ingress-nginx decides it ----------------------------------
@@ -112,35 +125,85 @@ class _Location:
 
 
 def _uses_regex(ingress: Mapping[str, Any]) -> bool:
-    notes = (ingress.get("metadata") or {}).get("annotations") or {}
+    notes = as_dict(as_dict(ingress.get("metadata")).get("annotations"))
     # ingress-nginx turns every path into a regex when either annotation is set
     return notes.get(_REGEX_ANNOTATION) == "true" or _REWRITE_ANNOTATION in notes
 
 
-def _servers(ingresses: Sequence[Mapping[str, Any]]) -> dict[str, list[_Location]]:
-    """Return the locations of each host ('_' for rules without host), all Ingresses merged."""
+def _ingress_name(ing: Mapping[str, Any], n: int) -> str:
+    meta = as_dict(ing.get("metadata"))
+    name, namespace = as_str(meta.get("name")), as_str(meta.get("namespace"))
+    return f"{namespace or 'default'}/{name}" if name else f"#{n}"
+
+
+def _rules(ing: Mapping[str, Any], name: str, notes: list[str]) -> list[dict[str, Any]]:
+    """Return an Ingress's rules that are mappings; anything else noted and left out."""
+    raw = as_dict(ing.get("spec")).get("rules")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        notes.append(f"Ingress {name}: spec.rules is {type_name(raw)}, not a list: ignored")
+        return []
+    rules = as_dicts(raw)
+    if len(rules) != len(raw):
+        notes.append(f"Ingress {name}: {len(raw) - len(rules)} rule(s) not objects: ignored")
+    return rules
+
+
+def _paths(rule: Mapping[str, Any], name: str, notes: list[str]) -> list[dict[str, Any]]:
+    raw = as_dict(rule.get("http")).get("paths")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        notes.append(f"Ingress {name}: http.paths is {type_name(raw)}, not a list: ignored")
+        return []
+    paths = as_dicts(raw)
+    if len(paths) != len(raw):
+        notes.append(f"Ingress {name}: {len(raw) - len(paths)} path(s) not objects: ignored")
+    return paths
+
+
+def _servers(
+    ingresses: Sequence[Mapping[str, Any]], notes: list[str] | None = None
+) -> dict[str, list[_Location]]:
+    """Return the locations of each host ('_' for rules without host), all Ingresses merged;
+    malformed Ingresses, rules and paths are left out, with a line in `notes`."""
+    notes = [] if notes is None else notes
     servers: dict[str, list[_Location]] = {}
-    for ing in ingresses:
-        spec = ing.get("spec") or {}
+    for n, ing in enumerate(ingresses):
+        if not isinstance(ing, Mapping):
+            notes.append(f"Ingress #{n} is {type_name(ing)}, not an object: ignored")
+            continue
+        spec_in = ing.get("spec")
+        name = _ingress_name(ing, n)
+        if spec_in is not None and not isinstance(spec_in, Mapping):
+            notes.append(f"Ingress {name}: spec is {type_name(spec_in)}: ignored")
+            continue
+        spec = as_dict(spec_in)
         regex = _uses_regex(ing)
-        rules = spec.get("rules") or []
+        rules = _rules(ing, name, notes)
         for rule in rules:
-            host = str(rule.get("host") or "").lower() or None
-            for p in (rule.get("http") or {}).get("paths") or []:
-                servers.setdefault(host or "_", []).append(
-                    _Location(
-                        ing,
-                        host,
-                        str(p.get("path") or "/"),
-                        str(p.get("pathType") or "ImplementationSpecific"),
-                        p.get("backend") or {},
-                        regex,
+            host = (as_str(rule.get("host")) or "").lower() or None
+            for p in _paths(rule, name, notes):
+                path = p.get("path")
+                if path is not None and not isinstance(path, str):
+                    notes.append(f"Ingress {name}: a path is {type_name(path)}: ignored")
+                    continue
+                path_type = p.get("pathType") or "ImplementationSpecific"
+                if path_type not in PATH_TYPES:
+                    notes.append(
+                        f"Ingress {name}: path {path or '/'} has the unknown pathType "
+                        f"{str(path_type)[:40]!r}: ignored"
                     )
+                    continue
+                servers.setdefault(host or "_", []).append(
+                    _Location(ing, host, path or "/", path_type, as_dict(p.get("backend")), regex)
                 )
-        if spec.get("defaultBackend") and not rules:
+        default = spec.get("defaultBackend")
+        if isinstance(default, Mapping) and default and not rules:
             # an Ingress with only a default backend serves every host without a rule
             servers.setdefault("_", []).append(
-                _Location(ing, None, "/", "Prefix", spec["defaultBackend"], False, default=True)
+                _Location(ing, None, "/", "Prefix", dict(default), False, default=True)
             )
     return servers
 
@@ -158,7 +221,10 @@ def _server_for(servers: Mapping[str, Sequence[_Location]], host: str) -> tuple[
 
 
 def match_rule(
-    ingresses: Sequence[Mapping[str, Any]], host: str, request_path: str
+    ingresses: Sequence[Mapping[str, Any]],
+    host: str,
+    request_path: str,
+    notes: list[str] | None = None,
 ) -> RuleMatch | None:
     """Return the Ingress path ingress-nginx would serve host + path with, or None.
 
@@ -170,7 +236,7 @@ def match_rule(
     # Known shortcoming: every Ingress counts whatever its class, so where several controllers
     # share a cluster, a rule meant for another controller may be taken as this one's.
     path_only = request_path.split("?", 1)[0] or "/"
-    servers = _servers(ingresses)
+    servers = _servers(ingresses, notes)
     found = _server_for(servers, host.lower())
     if found is None:
         return None
@@ -184,22 +250,26 @@ def match_rule(
         return None
     exact = [loc for loc in hits if loc.path_type == "Exact"]
     best = exact[0] if exact else max(hits, key=lambda loc: len(loc.path.rstrip("/")))
-    meta = best.ingress.get("metadata") or {}
-    spec = best.ingress.get("spec") or {}
-    service = best.backend.get("service") or {}
-    port_ref = service.get("port") or {}
-    balancer = ((best.ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    meta = as_dict(best.ingress.get("metadata"))
+    spec = as_dict(best.ingress.get("spec"))
+    service = as_dict(best.backend.get("service"))
+    port_ref = as_dict(service.get("port"))
+    balancer = as_dicts(
+        as_dict(as_dict(best.ingress.get("status")).get("loadBalancer")).get("ingress")
+    )
     return RuleMatch(
-        namespace=str(meta.get("namespace") or "default"),
-        ingress=str(meta.get("name")),
+        namespace=as_str(meta.get("namespace")) or "default",
+        ingress=str(as_str(meta.get("name"))),
         host=best.host,
         path=best.path,
         path_type=best.path_type,
-        service=service.get("name"),
-        port=port_ref.get("number") or port_ref.get("name"),
-        ingress_class=spec.get("ingressClassName")
-        or (meta.get("annotations") or {}).get("kubernetes.io/ingress.class"),
-        addresses=tuple(str(e.get("ip") or e.get("hostname")) for e in balancer if e),
+        service=as_str(service.get("name")) or None,
+        port=as_port(port_ref.get("number")) or as_str(port_ref.get("name")) or None,
+        ingress_class=as_str(spec.get("ingressClassName"))
+        or as_str(as_dict(meta.get("annotations")).get("kubernetes.io/ingress.class")),
+        addresses=tuple(
+            str(a) for e in balancer if (a := as_str(e.get("ip")) or as_str(e.get("hostname")))
+        ),
         via="default backend" if best.default else via,
     )
 
@@ -212,18 +282,19 @@ def rule_hosts(ingresses: Sequence[Mapping[str, Any]]) -> list[str]:
 def url_of(ingress: Mapping[str, Any]) -> str | None:
     """Return a URL that the Ingress's first usable rule serves: http://HOST/PATH (a rule
     without host: the Ingress's load-balancer IP); None when no rule gives one."""
-    spec = ingress.get("spec") or {}
-    balancer = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    ips = [str(e["ip"]) for e in balancer if e.get("ip")]
-    rules = spec.get("rules") or ([{}] if spec.get("defaultBackend") else [])
+    spec = as_dict(ingress.get("spec"))
+    balancer = as_dicts(as_dict(as_dict(ingress.get("status")).get("loadBalancer")).get("ingress"))
+    ips = [ip for e in balancer if (ip := as_str(e.get("ip")))]
+    notes: list[str] = []
+    rules = _rules(ingress, "", notes) or ([{}] if spec.get("defaultBackend") else [])
     for rule in rules:
-        host = str(rule.get("host") or "") or (ips[0] if ips else "")
+        host = as_str(rule.get("host")) or (ips[0] if ips else "")
         if not host or host.startswith("*."):
             continue
         if ":" in host:
             host = f"[{host}]"
-        paths = (rule.get("http") or {}).get("paths") or [{}]
-        path = str(paths[0].get("path") or "/")
+        paths = _paths(rule, "", notes) or [{}]
+        path = as_str(paths[0].get("path")) or "/"
         if not path.startswith("/") or re.search(r"[()\[\]*+?$^|\\]", path):
             path = "/"  # a regex path: ask for the root, the rule's host is what matters here
         return f"http://{host}{path}"
@@ -279,7 +350,13 @@ def backend_state(
         return BackendState(namespace, service, port, problem=exc.reason)
     except ClusterError:
         return BackendState(namespace, service, port, found=False)
-    spec = svc.get("spec") or {}
+    try:
+        svc, _ = clean_service(svc)
+    except MalformedObject as exc:
+        return BackendState(
+            namespace, service, port, problem=f"the API returned a malformed Service: {exc}"
+        )
+    spec = svc["spec"]
     selector = label_selector(spec.get("selector") or {}) or None
     if spec.get("type") == "ExternalName":
         return BackendState(
@@ -329,9 +406,11 @@ class ApiLookup:
     ingresses: tuple[Mapping[str, Any], ...] = ()
     match: RuleMatch | None = None
     backend: BackendState | None = None
+    ignored: tuple[str, ...] = ()  # malformed Ingresses, rules and paths left out
 
     def doc(self) -> dict[str, Any]:
         return {
+            "malformed_parts_ignored": list(self.ignored),
             "used": self.used,
             "scope": self.scope or None,
             "problem": self.problem,
@@ -346,8 +425,9 @@ class ApiLookup:
 
 @dataclass(frozen=True)
 class HttpOutcome:
-    """How one request ended: `kind` is response, refused, timeout, no-response, unreachable,
-    tls-error or error; a response has status, reason, some headers and the body's head."""
+    """How one request ended: `kind` is response, refused, timeout, no-response, incomplete,
+    unreachable, tls-error or error; a response has status, reason, some headers and the
+    body's head."""
 
     kind: str
     latency_ms: float
@@ -432,14 +512,21 @@ def http_get(request: HttpRequest, timeout: float, limit: int = READ_LIMIT) -> H
         }.get(exc.errno or 0, "error")
         return HttpOutcome(kind, ms(), errno=name, error=exc.strerror or str(exc))
     # a server that trickles its answer must not outlast the timeout: cut the socket then
-    watchdog = threading.Timer(max(0.0, timeout - (time.monotonic() - start)), _cut, (sock,))
+    # (the one in use: after the TLS wrap that is the TLS socket)
+    live: list[socket.socket] = [sock]
+    cut = threading.Event()
+    watchdog = threading.Timer(max(0.0, timeout - (time.monotonic() - start)), _cut, (live, cut))
     watchdog.daemon = True
     watchdog.start()
     conn = http.client.HTTPConnection(request.address, url.port, timeout=timeout)
     try:
         if url.scheme == "https":
             tls = ssl.create_default_context()
-            sock = tls.wrap_socket(sock, server_hostname=url.host)
+            sock = tls.wrap_socket(sock, server_hostname=url.host, do_handshake_on_connect=False)
+            live[0] = sock
+            if cut.is_set():
+                raise TimeoutError
+            sock.do_handshake()
         conn.sock = sock
         conn.putrequest("GET", url.path, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", url.host_header)
@@ -448,12 +535,18 @@ def http_get(request: HttpRequest, timeout: float, limit: int = READ_LIMIT) -> H
         conn.putheader("Connection", "close")
         conn.endheaders()
         response = conn.getresponse()
+        if cut.is_set():  # the headers ended by the cut, not by the server
+            return _incomplete(ms(), timeout)
         body = response.read(limit)
     except ssl.SSLError as exc:
         return HttpOutcome("tls-error", ms(), error=_one_line(exc.reason or str(exc)))
     except TimeoutError:
+        if cut.is_set():
+            return _incomplete(ms(), timeout)
         return HttpOutcome("no-response", ms(), errno="ETIMEDOUT", error="no response in time")
     except (http.client.HTTPException, OSError) as exc:
+        if cut.is_set():
+            return _incomplete(ms(), timeout)
         if not watchdog.is_alive():
             return HttpOutcome("no-response", ms(), errno="ETIMEDOUT", error="no response in time")
         return HttpOutcome("error", ms(), error=_one_line(f"{type(exc).__name__}: {exc}"))
@@ -474,11 +567,21 @@ def http_get(request: HttpRequest, timeout: float, limit: int = READ_LIMIT) -> H
     return outcome
 
 
-def _cut(sock: socket.socket) -> None:
+def _cut(live: list[socket.socket], cut: threading.Event) -> None:
+    cut.set()
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        live[0].shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def _incomplete(latency_ms: float, timeout: float) -> HttpOutcome:
+    return HttpOutcome(
+        "incomplete",
+        latency_ms,
+        errno="ETIMEDOUT",
+        error=f"no complete response within {timeout:g} s",
+    )
 
 
 def _one_line(text: str) -> str:
@@ -557,6 +660,15 @@ def _judge_http(
             "timeout looks the same (retry with a larger --timeout).",
             **kw,
         )
+    if outcome.kind == "incomplete":
+        return failed(
+            f"the controller at {where} sent no complete response within {limit} "
+            "(it started answering, then stalled)",
+            remediation="What listens there accepted the request and began a response it did "
+            "not finish: check the controller's logs and load, and that the address is the "
+            "controller's.",
+            **kw,
+        )
     if outcome.kind == "unreachable":
         return failed(
             f"the controller at {where} is unreachable ({outcome.errno})",
@@ -623,6 +735,11 @@ def _judge_http(
             "the path the application sees.",
             **kw,
         )
+
+    if status >= 400 and lookup.used and match is None and lookup.problem is None:
+        # the API's rules are the better witness: no rule means no backend was chosen
+        evidence["controller_answered"] = said
+        return _no_rule(request, lookup, evidence, page, said)
 
     if status == 503:
         if backend is not None and backend.known and not backend.ready:
@@ -932,11 +1049,16 @@ def _lookup(ctx: RunContext, url: UrlParts | None) -> ApiLookup | Finding:
 
 
 def _with_match(ctx: RunContext, lookup: ApiLookup, url: UrlParts) -> ApiLookup:
-    match = match_rule(lookup.ingresses, url.host, url.path)
+    notes: list[str] = []
+    match = match_rule(lookup.ingresses, url.host, url.path, notes)
+    for note in notes:
+        LOG.debug("ingress rules: %s", note)
     backend = None
     if match is not None and match.service:
         backend = backend_state(ctx.cluster(), match.namespace, match.service, match.port)
-    return ApiLookup(lookup.used, lookup.scope, lookup.problem, lookup.ingresses, match, backend)
+    return ApiLookup(
+        lookup.used, lookup.scope, lookup.problem, lookup.ingresses, match, backend, tuple(notes)
+    )
 
 
 def _missing_ingress(ctx: RunContext) -> Finding:
@@ -946,7 +1068,7 @@ def _missing_ingress(ctx: RunContext) -> Finding:
     names: list[str] = []
     try:
         items = api_call(ctx.cluster().list_ingresses, target.namespace)
-        names = [str((i.get("metadata") or {}).get("name")) for i in items]
+        names = [n for i in items if (n := as_str(as_dict(as_dict(i).get("metadata")).get("name")))]
     except (Unavailable, ClusterError) as exc:  # the names are hints; the finding stands
         LOG.debug("listing ingresses for hints failed: %s", exc)
     closest = difflib.get_close_matches(str(target.ingress), names, n=_CLOSEST, cutoff=0.6)

@@ -8,7 +8,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from checks._common import NO_SUCH_PATH, SERVICE_PORT, api_call, host_port, label_selector
+from checks._common import (
+    NO_SUCH_PATH,
+    SERVICE_PORT,
+    MalformedObject,
+    api_call,
+    as_dict,
+    as_port,
+    clean_service,
+    host_port,
+    label_selector,
+)
 from k8sreach import check as facts
 from k8sreach.check import Check
 from k8sreach.context import RunContext, Unavailable
@@ -139,13 +149,29 @@ def _prefer_tcp(entries: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
 
 
 def judge(svc: Mapping[str, Any], target: Target) -> Finding:
-    """Describe an existing Service and publish the address and port to probe."""
+    """Describe an existing Service and publish the address and port to probe; a Service the
+    API returned malformed fails, its malformed parts are dropped (noted in evidence)."""
+    where = f"{target.namespace}/{target.service}"
+    try:
+        svc, dropped = clean_service(svc)
+    except MalformedObject as exc:
+        return failed(
+            f"the API returned a malformed Service {where}: {exc}",
+            evidence={"found": True, "malformed": str(exc)},
+            remediation=(
+                f"Look at what the API server returns: `kubectl get service {target.service} "
+                f"-n {target.namespace} -o json`; a real API server validates Services, so a "
+                "malformed one points at a proxy or a fake in front of it."
+            ),
+            address=where,
+        )
     doc = service_doc(svc)
     spec = svc.get("spec") or {}
     ports = list(spec.get("ports") or [])
     choice = choose_port(ports, target.port)
-    where = f"{target.namespace}/{target.service}"
     evidence: dict[str, Any] = {"found": True, **doc}
+    if dropped:
+        evidence["malformed_parts_ignored"] = dropped
     if choice.entry is not None:
         evidence["probed_port"] = port_doc(choice.entry)
     if choice.problem:
@@ -170,7 +196,7 @@ def judge(svc: Mapping[str, Any], target: Target) -> Finding:
             f"{doc['external_name']}; it has no ClusterIP and no endpoints"
         )
         address = doc["external_name"]
-        if port_number and protocol == "TCP":
+        if as_port(port_number) is not None and protocol == "TCP":
             found[facts.PORT] = port_number
     elif is_headless(svc):
         head = (
@@ -183,14 +209,15 @@ def judge(svc: Mapping[str, Any], target: Target) -> Finding:
         cluster_ip = str(doc["cluster_ip"] or "")
         cluster_ips = doc["cluster_ips"] or [cluster_ip]
         type_text = "ClusterIP" if kind == "ClusterIP" else f"{kind}, ClusterIP"
-        head = f"{where}: {type_text} {', '.join(cluster_ips)}, {sel_text}"
+        shown = ", ".join(ip for ip in cluster_ips if ip) or "without an address"
+        head = f"{where}: {type_text} {shown}, {sel_text}"
         if not selector:
             head += " (endpoints written by hand)"
         if cluster_ip:
             found[facts.ADDRESS] = cluster_ip
             found[facts.ADDRESSES] = list(cluster_ips)
             address = host_port(cluster_ip, port_number)
-        if port_number and protocol == "TCP":
+        if as_port(port_number) is not None and protocol == "TCP":
             found[facts.PORT] = port_number
 
     if choice.entry is not None:
@@ -216,7 +243,11 @@ def judge(svc: Mapping[str, Any], target: Target) -> Finding:
     summary = head if not choice.problem else f"{head}; {choice.problem}"
     if notes:
         summary += f"; {notes[0]}"
-    status = Status.WARN if (choice.status is Status.WARN or notes) else Status.PASS
+    if dropped:
+        summary += f"; the API's answer had malformed parts, ignored: {dropped[0]}"
+        if len(dropped) > 1:
+            summary += f" (and {len(dropped) - 1} more, see evidence)"
+    status = Status.WARN if (choice.status is Status.WARN or notes or dropped) else Status.PASS
     return Finding(status, summary, evidence=evidence, address=address, facts=found)
 
 
@@ -290,7 +321,11 @@ class ServiceExists(Check):
         problem = None
         try:
             items = api_call(ctx.cluster().list_services, target.namespace)
-            names = [str((s.get("metadata") or {}).get("name")) for s in items]
+            names = [
+                n
+                for s in items
+                if isinstance(n := as_dict(as_dict(s).get("metadata")).get("name"), str)
+            ]
         except Unavailable as exc:
             problem = exc.reason
         except ClusterError as exc:

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -33,6 +34,7 @@ LOG = logging.getLogger(__name__)
 
 ERROR_KINDS = ("unreachable", "unauthorized", "forbidden", "notfound", "timeout", "config", "other")
 DEFAULT_TIMEOUT = 5.0
+MAX_BODY = 8 * 1024 * 1024  # bytes of one answer read; a cluster's lists fit well within it
 REDACTED = "[REDACTED]"
 CALICO_GROUP_VERSIONS = ("crd.projectcalico.org/v1", "projectcalico.org/v3")
 
@@ -40,6 +42,10 @@ _MIN_SECRET = 4  # shorter "secrets" would blank out ordinary words in every mes
 _SECRET_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _PROVIDER_SECRET_KEYS = ("id-token", "refresh-token", "access-token", "client-secret")
 _NO_SUCH_PATH = "the server could not find the requested resource"
+_CHUNK = 64 * 1024
+# The worker's own socket timeouts should report first (their message is more precise); the
+# deadline only catches a server that keeps every single read short but never finishes.
+_GRACE = 0.2
 
 
 class ClusterError(Exception):
@@ -134,6 +140,10 @@ def kubeconfig_paths(
     env = os.environ if environ is None else environ
     if path is not None:
         explicit = Path(path).expanduser()
+        if explicit.is_dir():
+            raise ClusterError(
+                "config", f"kubeconfig {explicit} is a directory, not a kubeconfig file"
+            )
         if not explicit.is_file():
             raise ClusterError("config", f"kubeconfig {explicit} does not exist")
         return [explicit]
@@ -511,6 +521,60 @@ class ClusterAccess:
         return list(items) if isinstance(items, list) else []
 
     def _get(self, path: str, call: _Call, query: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+        """Return the answer's JSON object, the whole call within the timeout.
+
+        urllib3's timeout bounds each socket read, so a server trickling its headers or body
+        could hold a call for ever: the call runs in a daemon thread, abandoned (it cannot
+        block the exit) when the deadline passes.
+        """
+        done: list[tuple[bool, Any]] = []
+
+        def work() -> None:
+            try:
+                done.append((True, self._fetch(path, call, query)))
+            except BaseException as exc:  # handed to the caller, raised there
+                done.append((False, exc))
+
+        worker = threading.Thread(target=work, name=f"k8sreach-api-{call.verb}", daemon=True)
+        worker.start()
+        worker.join(self.timeout + _GRACE)
+        if not done:
+            LOG.debug("GET %s: no complete answer within %.1f s, abandoned", path, self.timeout)
+            raise self._error(
+                "timeout",
+                f"the API server at {self.server} did not answer within {self.timeout:g} s "
+                f"({call.describe()})",
+                call,
+            )
+        ok, value = done[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def _read_body(self, response: Any, call: _Call) -> bytes:
+        """Return the answer's body, at most MAX_BODY bytes; a ClusterError beyond that."""
+        raw = getattr(response, "response", None)
+        if raw is None or not hasattr(raw, "read"):
+            return bytes(response.read())
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := raw.read(_CHUNK):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raw.close()
+                raise self._error(
+                    "other",
+                    f"the API server at {self.server} answered {call.describe()} with more "
+                    f"than {MAX_BODY // (1024 * 1024)} MB; k8sreach reads no more",
+                    call,
+                    code=response.status,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _fetch(
+        self, path: str, call: _Call, query: Sequence[tuple[str, str]] = ()
+    ) -> dict[str, Any]:
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
@@ -524,7 +588,7 @@ class ClusterAccess:
                 auth_settings=["BearerToken"],
             )
             response = self._api.call_api(*request, _request_timeout=self.timeout)
-            data = response.read()
+            data = self._read_body(response, call)
         except ApiException as exc:  # the REST layer wraps a TLS failure as status 0
             raise self._tls_error(str(exc.reason), call) from None
         except urllib3.exceptions.MaxRetryError as exc:
