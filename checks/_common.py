@@ -218,7 +218,7 @@ def clean_service(svc: object) -> tuple[dict[str, Any], list[str]]:
     meta_in = svc.get("metadata")
     if not isinstance(meta_in, Mapping):
         notes.append(f"metadata is {type_name(meta_in)}: ignored")
-    meta = {k: v for k, v in as_dict(meta_in).items() if isinstance(v, str)}
+    meta: dict[str, Any] = {k: v for k, v in as_dict(meta_in).items() if isinstance(v, str)}
     for key in ("labels", "annotations"):
         value = as_dict(meta_in).get(key)
         if isinstance(value, Mapping):
