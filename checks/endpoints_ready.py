@@ -332,7 +332,20 @@ def why_none_ready(
             f"{ns}`.",
             evidence,
         )
-    states = [pod_state(p) for p in pods]
+    states = []
+    for pod in pods:
+        # A Pod object of the wrong shape is the API's problem, not a crash of ours.
+        try:
+            states.append(pod_state(pod))
+        except (AttributeError, TypeError, ValueError, KeyError):
+            states.append(
+                {
+                    "name": "?",
+                    "ready": False,
+                    "reason": "MalformedPod",
+                    "message": "the API returned a Pod of the wrong shape",
+                }
+            )
     evidence["pods"] = states
     if not pods:
         return (

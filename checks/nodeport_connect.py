@@ -207,7 +207,13 @@ class NodeportConnect(Check):
             items = api_call(ctx.cluster().list_nodes)
         except ClusterError as exc:
             raise Unavailable(f"cannot list nodes: {exc}") from None
-        nodes = [node_view(n) for n in items]
+        nodes = []
+        for item in items:
+            # A Node object of the wrong shape is the API's problem, not a crash of ours.
+            try:
+                nodes.append(node_view(item))
+            except (AttributeError, TypeError, ValueError, KeyError) as exc:
+                LOG.warning("ignoring a malformed Node from the API: %s", exc)
         usable = [n for n in nodes if n.ready == "True" and n.internal_ip][: _exposure.MAX_PROBES]
         timeout = ctx.probe_timeout()
         node_port = int(service_port["nodePort"])
