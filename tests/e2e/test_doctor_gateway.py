@@ -140,11 +140,15 @@ def test_checksum_mismatch_of_a_working_binary_is_corruption(lab):
 
 
 def test_go_panic_is_a_crash_not_corruption(lab):
+    # No expected checksum: the panic alone must not be read as a corrupt copy.
     with fault(lab, "kube-proxy-panic"):
-        run = doctor(lab)
+        run = doctor(lab, checksum=False)
     binary = run.check("kube-proxy-binary")
     assert binary["status"] == "fail"
-    assert binary["evidence"]["version_run"]["kind"] in ("go-panic",)
+    assert binary["evidence"]["version_run"]["kind"] == "go-panic"
+    assert "a crash of a sound binary" in binary["summary"]
+    assert "not corruption" in binary["summary"]
+    assert "corrupt:" not in binary["summary"]
 
 
 def test_removed_dnat_rule_fails_rules_and_explains_the_timeout(lab):
