@@ -207,9 +207,7 @@ def judge(
         )
 
     if routes is None:
-        return passed(
-            f"all {len(peers)} BGP peers Established (routes not read)", evidence=evidence
-        )
+        return passed(f"{_all_up(peers)} (routes not read)", evidence=evidence)
     targets = wanted or []
     checked = {}
     for addr in targets:
@@ -239,23 +237,29 @@ def judge(
         if pod_cidrs and not inside:
             return _no_route(peers, ", ".join(pod_cidrs), evidence)
         return passed(
-            f"all {len(peers)} BGP peers Established; {len(bgp_routes)} BGP routes"
+            f"{_all_up(peers)}; {len(bgp_routes)} BGP route(s)"
             + ("" if pod_cidrs else " (no --pod-cidr given to check them against)"),
             evidence=evidence,
         )
     if missing:
         return _no_route(peers, ", ".join(missing), evidence)
     return passed(
-        f"all {len(peers)} BGP peers Established; {targets[0]} is routed by BGP "
-        f"({checked[targets[0]]})",
+        f"{_all_up(peers)}; {targets[0]} is routed by BGP ({checked[targets[0]]})",
         evidence=evidence,
+    )
+
+
+def _all_up(peers: list[PeerState]) -> str:
+    return (
+        "the BGP peer is Established"
+        if len(peers) == 1
+        else (f"all {len(peers)} BGP peers are Established")
     )
 
 
 def _no_route(peers: list[PeerState], what: str, evidence: dict[str, Any]) -> Finding:
     return failed(
-        f"all {len(peers)} BGP peers Established, but the gateway has no BGP-learned route for "
-        f"{what}",
+        f"{_all_up(peers)}, but the gateway has no BGP-learned route for {what}",
         evidence=evidence,
         remediation=(
             "The sessions are up but the pod range is not advertised to the gateway. On a node, "

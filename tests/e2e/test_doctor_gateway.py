@@ -101,7 +101,7 @@ def test_sessions_up_but_pod_route_not_exported_is_its_own_failure(lab):
     assert bgp["status"] == "fail"
     assert [p["info"] for p in bgp["evidence"]["peers"]] == ["Established"]
     assert bgp["summary"] == (
-        f"all 1 BGP peers Established, but the gateway has no BGP-learned route for {lab.pod_ip}"
+        f"the BGP peer is Established, but the gateway has no BGP-learned route for {lab.pod_ip}"
     )
     assert run.doc["first_failure"] == "bgp-peer-established"
 

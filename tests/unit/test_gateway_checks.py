@@ -184,7 +184,7 @@ def test_established_without_learned_route_fails():
     finding = bgp.judge(peers, routes, ["10.245.0.9"], ["10.244.0.0/16"], "birdc")
     assert finding.status is Status.FAIL
     assert finding.summary == (
-        "all 1 BGP peers Established, but the gateway has no BGP-learned route for 10.245.0.9"
+        "the BGP peer is Established, but the gateway has no BGP-learned route for 10.245.0.9"
     )
 
 
