@@ -68,6 +68,17 @@ class Resolution:
         return f"{self.resolver}: {self.error or self.kind}"
 
 
+def tcp_port_problem(service_port: Any, check_id: str) -> str | None:
+    """Why a probe of the Service port cannot run (none chosen, not TCP), or None."""
+    from checks.service_exists import port_text
+
+    if service_port is None:
+        return "no Service port chosen: give -p NAME or -p NUMBER"
+    if (service_port.get("protocol") or "TCP") != "TCP":
+        return f"port {port_text(service_port)} is not TCP; {check_id} probes TCP only"
+    return None
+
+
 def article(word: str) -> str:
     """Return 'an' before a vowel ('an ExternalName'), else 'a'."""
     return "an" if word[:1].lower() in "aeiou" else "a"

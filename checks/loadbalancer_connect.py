@@ -61,11 +61,7 @@ def not_applicable(svc: Mapping[str, Any], service_port: Mapping[str, Any] | Non
     kind = (svc.get("spec") or {}).get("type") or "ClusterIP"
     if kind != "LoadBalancer":
         return f"{where} is {_exposure.article(kind)} {kind} Service: it has no load balancer"
-    if service_port is None:
-        return "no Service port chosen: give -p NAME or -p NUMBER"
-    if (service_port.get("protocol") or "TCP") != "TCP":
-        return f"port {port_text(service_port)} is not TCP; loadbalancer-connect probes TCP only"
-    return None
+    return _exposure.tcp_port_problem(service_port, "loadbalancer-connect")
 
 
 def judge(

@@ -63,10 +63,10 @@ def not_applicable(svc: Mapping[str, Any], service_port: Mapping[str, Any] | Non
             f"{where} is {_exposure.article(kind)} {kind} Service: only NodePort and "
             "LoadBalancer Services have a nodePort"
         )
-    if service_port is None:
-        return "no Service port chosen: give -p NAME or -p NUMBER"
-    if (service_port.get("protocol") or "TCP") != "TCP":
-        return f"port {port_text(service_port)} is not TCP; nodeport-connect probes TCP only"
+    problem = _exposure.tcp_port_problem(service_port, "nodeport-connect")
+    if problem:
+        return problem
+    assert service_port is not None
     if not service_port.get("nodePort"):
         return (
             f"port {port_text(service_port)} has no nodePort (allocateLoadBalancerNodePorts is "
